@@ -10,7 +10,6 @@ from backend import db, outbox
 from backend.redis_pool import create_redis
 from backend.worker import BackgroundWorker, Resources, create_queue
 
-
 ran: list[dict[str, Any]] = []
 done = asyncio.Event()
 
