@@ -81,6 +81,58 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     argon2_time_cost: Annotated[int, _doc("argon2id passes when hashing passwords.", ge=1)] = 3
     argon2_memory_kib: Annotated[int, _doc("argon2id memory when hashing passwords (KiB).", ge=8)] = 65536
 
+    # --- media ---
+    storage_backend: Annotated[
+        Literal["filesystem", "s3"],
+        _doc("Where media files live: under the data dir, or S3-compatible storage."),
+    ] = "filesystem"
+    s3_endpoint_url: Annotated[str | None, _doc("S3-compatible endpoint (unset: AWS S3 of the region).")] = (
+        None
+    )
+    s3_bucket: Annotated[str, _doc("Bucket for media files when storage_backend is s3.")] = "riffle-media"
+    s3_region: Annotated[str, _doc("Region of the S3 bucket.")] = "us-east-1"
+    s3_access_key_id: Annotated[
+        str | None, _doc("S3 access key id (unset: the usual AWS credential chain).")
+    ] = None
+    s3_secret_access_key: Annotated[str | None, _doc("S3 secret access key.")] = None
+    media_url_ttl_s: Annotated[int, _doc("Seconds a signed media URL stays valid.", ge=60)] = 3600
+    max_upload_bytes: Annotated[int, _doc("Largest upload accepted (bytes).", ge=1024)] = 10_485_760
+
+    # --- generation ---
+    gemini_api_key: Annotated[str | None, _doc("Gemini API key; enables the google (Veo) models.")] = None
+    gemini_base_url: Annotated[str, _doc("Gemini API base URL.")] = (
+        "https://generativelanguage.googleapis.com"
+    )
+    replicate_api_token: Annotated[str | None, _doc("Replicate API token; enables the gateway models.")] = (
+        None
+    )
+    replicate_base_url: Annotated[str, _doc("Replicate API base URL.")] = "https://api.replicate.com"
+    replicate_webhook_secret: Annotated[
+        str | None,
+        _doc("Replicate's webhook signing secret (whsec_…); unset polls instead of taking webhooks."),
+    ] = None
+    models_file: Annotated[
+        str | None,
+        _doc("JSON file with the model table (ids, providers, seconds, sizes, prices, fallbacks)."),
+    ] = None
+    generation_daily_seconds: Annotated[
+        int, _doc("Seconds of video a user may generate per UTC day.", ge=0)
+    ] = 600
+    generation_daily_seconds_teen: Annotated[int, _doc("The same for teen accounts.", ge=0)] = 120
+    generations_per_hour: Annotated[int, _doc("Generation requests a user may make per hour.", ge=1)] = 60
+    provider_concurrency: Annotated[
+        int, _doc("Takes each provider runs at once, across all workers.", ge=1)
+    ] = 8
+    take_stall_timeout_s: Annotated[
+        int, _doc("A take with no progress for this long is retried or failed by the watchdog.", ge=30)
+    ] = 600
+    take_max_attempts: Annotated[int, _doc("Attempts per take before it fails.", ge=1, le=10)] = 3
+
+    # --- clips, notifications and the stream ---
+    comments_per_minute: Annotated[int, _doc("Comments a user may post per minute.", ge=1)] = 10
+    stream_ping_s: Annotated[int, _doc("Seconds between keep-alive pings on /v1/stream.", ge=1)] = 20
+    stream_backlog: Annotated[int, _doc("Messages kept per user channel for a slow socket.", ge=1)] = 100
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

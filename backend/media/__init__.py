@@ -1,0 +1,1 @@
+"""Media: where video, poster and upload files live, how they are streamed and signed."""
