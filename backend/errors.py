@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -22,6 +23,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi import ResponseSpec
+from redis import exceptions as redis_errors
 
 log = structlog.get_logger()
 
@@ -79,6 +81,18 @@ class Conflict(AppError):
 
 class ValidationFailed(AppError):
     status, code, title = 422, "validation_failed", "Invalid input"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "too_large", "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_type", "Unsupported media type"
+
+
+class RangeNotSatisfiable(AppError):
+    status, code, title = 416, "bad_range", "Range not satisfiable"
 
 
 class RateLimited(AppError):
@@ -221,7 +235,26 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     )
 
 
+def _dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """PostgreSQL or Redis could not be reached: nothing was done, and the client may retry."""
+    log.warning("http.dependency_down", path=request.url.path, error=repr(exc))
+    return problem(
+        request,
+        status=503,
+        code="unavailable",
+        title="Service unavailable",
+        detail="a service Riffle depends on is not answering; nothing was changed, try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    redis_errors.ConnectionError: _dependency_down,
+    redis_errors.TimeoutError: _dependency_down,
+    asyncpg.exceptions.CannotConnectNowError: _dependency_down,
+    asyncpg.exceptions.ConnectionDoesNotExistError: _dependency_down,
+    asyncpg.exceptions.TooManyConnectionsError: _dependency_down,
+    ConnectionRefusedError: _dependency_down,
     AppError: _app_error,
     ValidationException: _validation_error,
     NotFoundException: _not_found,
