@@ -26,6 +26,7 @@ from backend.accounts.schemas import (
 from backend.auth import Viewer, hash_token, is_teen, new_token
 from backend.db import Conn
 from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from backend.notifications import service as notifications
 
 MIN_AGE = 13
 
@@ -239,7 +240,8 @@ async def follow(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
     other = await _other(conn, viewer, handle)
     if await conn.fetchval(q.BLOCKED_EITHER_WAY, viewer.user_id, other):
         raise Forbidden("you cannot follow an account you blocked; unblock it first", code="blocked")
-    await conn.execute(q.FOLLOW, viewer.user_id, other)
+    if await conn.execute(q.FOLLOW, viewer.user_id, other) != "UPDATE 0":  # a new follow
+        await notifications.notify(conn, recipient_id=other, kind="follow", actor_id=viewer.user_id)
     return await relationship(conn, viewer.user_id, other)
 
 
