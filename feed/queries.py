@@ -1,0 +1,116 @@
+"""SQL of the feed. ``$1`` is the viewer where a query has one.
+
+Queries that filter clips use the clips domain's visibility predicate (``{visible}``), so the
+feed can never show what ``GET /v1/clips/{id}`` would refuse.
+"""
+
+CLIP_TEXT = """
+SELECT c.id, c.prompt, c.caption, c.hashtags, v.behaviour,
+       coalesce(s.likes + s.completes + s.shares, 0) AS engaged
+FROM clips c
+LEFT JOIN clip_vectors v ON v.clip_id = c.id
+LEFT JOIN clip_stats s ON s.clip_id = c.id
+WHERE c.id = ANY($1::bigint[]) AND c.status IN ('draft', 'published')
+"""
+
+SAVE_CONTENT = """
+INSERT INTO clip_vectors (clip_id, content, embedding) VALUES ($1, $2, $3)
+ON CONFLICT (clip_id) DO UPDATE
+    SET content = EXCLUDED.content, embedding = EXCLUDED.embedding, updated_at = now()
+"""
+
+PREFERENCES = "SELECT text, more, fewer, updated_at FROM feed_preferences WHERE user_id = $1"
+
+SAVE_PREFERENCES = """
+INSERT INTO feed_preferences (user_id, text, more, fewer) VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text, more = EXCLUDED.more, fewer = EXCLUDED.fewer,
+    updated_at = now()
+"""
+
+DELETE_PREFERENCES = "DELETE FROM feed_preferences WHERE user_id = $1"
+
+SAVE_STEERING = """
+INSERT INTO user_vectors (user_id, steer_plus, steer_minus) VALUES ($1, $2, $3)
+ON CONFLICT (user_id) DO UPDATE SET steer_plus = EXCLUDED.steer_plus, steer_minus = EXCLUDED.steer_minus
+"""
+
+USER_VECTORS = "SELECT interest, steer_plus, steer_minus FROM user_vectors WHERE user_id = $1"
+
+NOT_INTERESTED = "INSERT INTO not_interested (user_id, clip_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+UNDO_NOT_INTERESTED = "DELETE FROM not_interested WHERE user_id = $1 AND clip_id = $2 RETURNING clip_id"
+HIDE_CREATOR = "INSERT INTO hidden_creators (user_id, creator_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+UNHIDE_CREATOR = "DELETE FROM hidden_creators WHERE user_id = $1 AND creator_id = $2 RETURNING creator_id"
+
+# The HNSW index is on embedding::halfvec(256); the query must use the same expression. The
+# caller sets hnsw.iterative_scan so the filters cannot starve the result.
+NEAREST = """
+SELECT v.clip_id, 1 - (v.embedding::halfvec(256) <=> $2::vector(256)::halfvec(256)) AS similarity
+FROM clip_vectors v JOIN clips c ON c.id = v.clip_id
+WHERE c.status = 'published' AND c.visibility = 'public' AND c.author_id IS DISTINCT FROM $1
+ORDER BY v.embedding::halfvec(256) <=> $2::vector(256)::halfvec(256)
+LIMIT $3
+"""
+
+SIMILARITY = """
+SELECT clip_id, 1 - (embedding <=> $1::vector(256)) AS similarity
+FROM clip_vectors WHERE clip_id = ANY($2::bigint[])
+"""
+
+FOLLOWED_RECENT = """
+SELECT c.id FROM follows f
+JOIN clips c ON c.author_id = f.followee_id AND c.status = 'published'
+    AND c.visibility IN ('public', 'followers')
+WHERE f.follower_id = $1 AND c.published_at > now() - interval '14 days'
+ORDER BY c.published_at DESC
+LIMIT $2
+"""
+
+REMIXES_OF_LIKED = """
+SELECT c.id FROM likes l
+JOIN clips c ON c.parent_id = l.clip_id AND c.status = 'published' AND c.visibility = 'public'
+WHERE l.user_id = $1
+ORDER BY c.published_at DESC
+LIMIT $2
+"""
+
+FRESH = """
+SELECT c.id FROM clips c LEFT JOIN clip_stats s ON s.clip_id = c.id
+WHERE c.status = 'published' AND c.visibility = 'public' AND c.published_at > now() - interval '2 days'
+  AND coalesce(s.impressions, 0) < 50
+ORDER BY c.published_at DESC
+LIMIT $1
+"""
+
+# Every filter in one place: visible to the viewer, not their own, not from a hidden or muted
+# creator, not marked not interested.
+CANDIDATE_FEATURES = """
+SELECT c.id, c.author_id, c.hashtags, c.published_at, v.embedding,
+       s.impressions, s.likes, s.completes, s.shares, s.skips, s.negatives
+FROM clips c
+LEFT JOIN clip_vectors v ON v.clip_id = c.id
+LEFT JOIN clip_stats s ON s.clip_id = c.id
+WHERE c.id = ANY($2::bigint[]) AND c.status = 'published' AND {visible}
+  AND c.author_id IS DISTINCT FROM $1
+  AND NOT EXISTS (SELECT 1 FROM hidden_creators h WHERE h.user_id = $1 AND h.creator_id = c.author_id)
+  AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = $1 AND m.muted_id = c.author_id
+                  AND (m.until IS NULL OR m.until > now()))
+  AND NOT EXISTS (SELECT 1 FROM not_interested n WHERE n.user_id = $1 AND n.clip_id = c.id)
+  AND NOT EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $1 AND l.clip_id = c.id)
+"""
+
+RECENT_LIKES = """
+SELECT c.caption, c.prompt, v.embedding
+FROM likes l JOIN clips c ON c.id = l.clip_id JOIN clip_vectors v ON v.clip_id = c.id
+WHERE l.user_id = $1
+ORDER BY l.created_at DESC
+LIMIT 20
+"""
+
+FOLLOWING_PAGE = """
+SELECT c.id FROM follows f
+JOIN clips c ON c.author_id = f.followee_id
+WHERE f.follower_id = $1 AND c.status = 'published' AND {visible}
+  AND ($2::timestamptz IS NULL OR (c.published_at, c.id) < ($2, $3))
+ORDER BY c.published_at DESC, c.id DESC
+LIMIT $4
+"""

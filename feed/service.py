@@ -1,0 +1,400 @@
+"""The feeds: For You (vector retrieval, ranking, sessions), Following, and steering.
+
+For You, first page: candidates are gathered from five sources (nearest clips to the viewer's
+taste vector through the HNSW index, followed creators, trending, remixes of clips they
+liked, and fresh clips that still need impressions), filtered in one query (seen, blocked,
+muted, hidden creators, not interested, not visible), scored, spread across authors and
+topics, and stored as a *feed session* in Redis behind a signed cursor. Later pages read the
+session and refill it when it runs low, so nothing repeats within a session.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+
+from backend.clips import service as clips
+from backend.clips.queries import VISIBLE
+from backend.clips.service import Signer
+from backend.cursor import CursorCodec
+from backend.db import Conn
+from backend.errors import BadRequest, NotFound
+from backend.redis_pool import Redis
+from backend.settings import Settings
+from feed import queries as q
+from feed.encoder import Encoder
+from feed.ingest import keys
+from feed.schemas import FeedItem, FeedPage, Preferences, PreferencesIn
+from feed.store import StoredEvent, blend, store_events
+
+SEEN_TTL_S = 7 * 86400
+TRENDING_HOURS = 24
+TRENDING_DECAY = 0.9  # per hour
+SOURCE_LIMIT = 150
+AUTHOR_REPEAT_PENALTY = 0.25  # the same author twice in a row
+AUTHOR_NEARBY_PENALTY = 0.1  # the same author within three places
+TOPIC_REPEAT_PENALTY = 0.05  # per hashtag shared with the last two clips
+
+
+# --- embeddings -----------------------------------------------------------------------------
+
+
+def clip_text(prompt: str, caption: str, hashtags: list[str]) -> str:
+    return "\n".join([prompt, caption, " ".join(f"#{tag}" for tag in hashtags)])
+
+
+async def embed_clips(conn: Conn, encoder: Encoder, clip_ids: list[int]) -> int:
+    """Compute content vectors for clips (on publish and on caption edits)."""
+    rows = await conn.fetch(q.CLIP_TEXT, clip_ids)
+    if not rows:
+        return 0
+    vectors = await encoder.encode([clip_text(r["prompt"], r["caption"], list(r["hashtags"])) for r in rows])
+    for row, content in zip(rows, vectors, strict=True):
+        behaviour = row["behaviour"].to_numpy() if row["behaviour"] is not None else None
+        embedding = blend(content, behaviour, int(row["engaged"]))
+        await conn.execute(q.SAVE_CONTENT, row["id"], content, embedding)
+    return len(rows)
+
+
+# --- steering -------------------------------------------------------------------------------
+
+_NEGATIVE = re.compile(r"^(?:fewer|less|no|not|without|stop|avoid|never)\b\s*", re.IGNORECASE)
+_POSITIVE = re.compile(r"^(?:more|show me|i like|i love|lots of)\b\s*", re.IGNORECASE)
+
+
+def split_steering(text: str) -> tuple[list[str], list[str]]:
+    """ "more cooking, fewer pranks" → (["cooking"], ["pranks"])."""
+    plus, minus = [], []
+    for clause in re.split(r"[,;\n]|\band\b|\bbut\b", text):
+        clause = clause.strip(" .!")
+        if not clause:
+            continue
+        if _NEGATIVE.match(clause):
+            minus.append(_NEGATIVE.sub("", clause))
+        else:
+            plus.append(_POSITIVE.sub("", clause))
+    return [p for p in plus if p], [m for m in minus if m]
+
+
+async def set_preferences(conn: Conn, encoder: Encoder, *, user_id: int, data: PreferencesIn) -> Preferences:
+    plus, minus = split_steering(data.text)
+    plus += data.more
+    minus += data.fewer
+    vectors = await encoder.encode([" ".join(plus), " ".join(minus)])
+    steer_plus = vectors[0] if plus else None
+    steer_minus = vectors[1] if minus else None
+    await conn.execute(q.SAVE_PREFERENCES, user_id, data.text, data.more, data.fewer)
+    await conn.execute(q.SAVE_STEERING, user_id, steer_plus, steer_minus)
+    return await preferences(conn, user_id=user_id)
+
+
+async def preferences(conn: Conn, *, user_id: int) -> Preferences:
+    row = await conn.fetchrow(q.PREFERENCES, user_id)
+    if row is None:
+        return Preferences(text="", more=[], fewer=[], updated_at=None)
+    return Preferences(
+        text=row["text"], more=list(row["more"]), fewer=list(row["fewer"]), updated_at=row["updated_at"]
+    )
+
+
+async def reset_preferences(conn: Conn, *, user_id: int) -> None:
+    await conn.execute(q.DELETE_PREFERENCES, user_id)
+    await conn.execute(q.SAVE_STEERING, user_id, None, None)
+
+
+async def not_interested(conn: Conn, *, user_id: int, clip_id: int, on: bool, signer: Signer) -> None:
+    if on:
+        clip = await clips.get_clip(conn, viewer_id=user_id, clip_id=clip_id, signer=signer)
+        await conn.execute(q.NOT_INTERESTED, user_id, clip.id)
+        # Also a signal, so the viewer's taste moves away from it at once.
+        await store_events(conn, [_signal(user_id, "not_interested", clip_id)])
+    elif await conn.fetchval(q.UNDO_NOT_INTERESTED, user_id, clip_id) is None:
+        raise NotFound(f"clip {clip_id} was not marked not interested", code="not_marked")
+
+
+async def hide_creator(conn: Conn, *, user_id: int, creator_id: int, on: bool) -> None:
+    if creator_id == user_id:
+        raise BadRequest("you cannot hide yourself", code="self")
+    if on:
+        await conn.execute(q.HIDE_CREATOR, user_id, creator_id)
+    elif await conn.fetchval(q.UNHIDE_CREATOR, user_id, creator_id) is None:
+        raise NotFound("this creator was not hidden", code="not_hidden")
+
+
+def _signal(user_id: int, kind: str, clip_id: int) -> StoredEvent:
+    return StoredEvent(
+        user_id=user_id,
+        client_event_id=f"server:{kind}:{clip_id}:{int(time.time())}",
+        type=kind,
+        clip_id=clip_id,
+        watch_ms=None,
+        at=datetime.now(UTC),
+    )
+
+
+# --- trending -------------------------------------------------------------------------------
+
+
+async def trending_ids(redis: Redis, prefix: str, *, limit: int) -> list[int]:
+    """Clips by time-decayed engagement: hourly buckets summed with weights 0.9^age (cached 30 s)."""
+    k = keys(prefix)
+    cache = k("trending", "now")
+    if not await redis.exists(cache):
+        hour = int(time.time() // 3600)
+        buckets = {k("trending", hour - i): TRENDING_DECAY**i for i in range(TRENDING_HOURS)}
+        await redis.zunionstore(cache, buckets)
+        await redis.expire(cache, 30)
+    members: Any = await redis.zrevrange(cache, 0, limit - 1)
+    return [int(member) for member in members]
+
+
+# --- For You --------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    clip_id: int
+    reasons: set[str] = field(default_factory=set)
+    similarity: float = 0.0
+    score: float = 0.0
+    author_id: int = 0
+    hashtags: tuple[str, ...] = ()
+    liked_near: str | None = None
+
+
+def _unit(vector: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 1e-9 else None
+
+
+async def taste_vector(conn: Conn, user_id: int) -> np.ndarray | None:
+    """Interest, nudged by steering: towards what they asked for, away from what they did not."""
+    row = await conn.fetchrow(q.USER_VECTORS, user_id)
+    if row is None:
+        return None
+    total = np.zeros(256, dtype=np.float32)
+    if row["interest"] is not None and (unit := _unit(row["interest"].to_numpy())) is not None:
+        total += unit
+    if row["steer_plus"] is not None:
+        total += 0.7 * row["steer_plus"].to_numpy()
+    if row["steer_minus"] is not None:
+        total -= 0.5 * row["steer_minus"].to_numpy()
+    return _unit(total)
+
+
+async def _gather(
+    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None
+) -> dict[int, Candidate]:
+    found: dict[int, Candidate] = {}
+
+    def add(clip_id: int, reason: str, similarity: float = 0.0) -> None:
+        cand = found.setdefault(clip_id, Candidate(clip_id))
+        cand.reasons.add(reason)
+        cand.similarity = max(cand.similarity, similarity)
+
+    taste = await taste_vector(conn, viewer_id) if viewer_id is not None else None
+    if taste is not None:
+        await conn.execute("SET LOCAL hnsw.ef_search = 200")
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        for row in await conn.fetch(q.NEAREST, viewer_id, taste, SOURCE_LIMIT):
+            add(row["clip_id"], "taste", float(row["similarity"]))
+    if viewer_id is not None:
+        for row in await conn.fetch(q.FOLLOWED_RECENT, viewer_id, SOURCE_LIMIT):
+            add(row["id"], "following")
+        for row in await conn.fetch(q.REMIXES_OF_LIKED, viewer_id, 50):
+            add(row["id"], "remix")
+    for clip_id in await trending_ids(redis, settings.redis_prefix, limit=SOURCE_LIMIT):
+        add(clip_id, "trending")
+    for row in await conn.fetch(q.FRESH, SOURCE_LIMIT):
+        add(row["id"], "new")
+    if taste is not None and found:
+        # Similarity for candidates that did not come from the index.
+        for row in await conn.fetch(q.SIMILARITY, taste, [c for c, v in found.items() if not v.similarity]):
+            found[row["clip_id"]].similarity = float(row["similarity"])
+    return found
+
+
+def _score(cand: Candidate, row: Any, settings: Settings, now: float) -> float:
+    impressions = row["impressions"] or 0
+    positive = 2 * (row["likes"] or 0) + (row["completes"] or 0) + 3 * (row["shares"] or 0)
+    negative = 0.5 * (row["skips"] or 0) + 3 * (row["negatives"] or 0)
+    engagement = (positive - negative + 2.0) / (impressions + 10.0)  # smoothed towards a small prior
+    age_h = max(0.0, (now - row["published_at"].timestamp()) / 3600.0)
+    freshness = math.pow(0.5, age_h / settings.feed_freshness_half_life_h)
+    bonus = 0.25 if "following" in cand.reasons else 0.0
+    return (
+        settings.feed_weight_similarity * cand.similarity
+        + settings.feed_weight_engagement * engagement
+        + settings.feed_weight_freshness * freshness
+        + bonus
+    )
+
+
+def _reason(cand: Candidate) -> str:
+    if "following" in cand.reasons:
+        return "from someone you follow"
+    if "remix" in cand.reasons:
+        return "a remix of a clip you liked"
+    if "taste" in cand.reasons:
+        return f"because you liked “{cand.liked_near}”" if cand.liked_near else "picked for your tastes"
+    if "trending" in cand.reasons:
+        return "trending"
+    return "new"
+
+
+def spread(ranked: list[Candidate], *, exploration: float, rng: random.Random) -> list[Candidate]:
+    """Order for the session: best first, with variety (soft penalties for an author or topics
+    repeating nearby); an ``exploration`` share of places (every n-th) goes to a random
+    candidate outside the viewer's known tastes (new or trending, low similarity)."""
+    explore_pool = [c for c in ranked if c.similarity < 0.2 and c.reasons & {"new", "trending"}]
+    rng.shuffle(explore_pool)
+    every = round(1 / exploration) if exploration > 0 else 0  # every n-th place explores
+    remaining = list(ranked)
+    out: list[Candidate] = []
+    while remaining:
+        if explore_pool and every and (len(out) + 1) % every == 0:
+            pick = explore_pool.pop()
+            if pick in remaining:
+                remaining.remove(pick)
+                pick.reasons.add("explore")
+                out.append(pick)
+                continue
+        previous_author = out[-1].author_id if out else None
+        recent_authors = {c.author_id for c in out[-3:]}
+        recent_tags = {t for c in out[-2:] for t in c.hashtags}
+        best, best_value = None, -math.inf
+        for cand in remaining[:50]:
+            # Soft penalties: a much better clip still comes next, a near tie goes to variety.
+            value = cand.score - (
+                AUTHOR_REPEAT_PENALTY
+                if cand.author_id == previous_author
+                else AUTHOR_NEARBY_PENALTY
+                if cand.author_id in recent_authors
+                else 0.0
+            )
+            value -= TOPIC_REPEAT_PENALTY * len(recent_tags.intersection(cand.hashtags))
+            if value > best_value:
+                best, best_value = cand, value
+        assert best is not None
+        remaining.remove(best)
+        out.append(best)
+    return out
+
+
+async def _rank(
+    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int]
+) -> list[Candidate]:
+    found = await _gather(conn, redis, settings, viewer_id)
+    seen: set[int] = set()
+    if viewer_id is not None:
+        seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
+    ids = [c for c in found if c not in exclude and c not in seen]
+    rows = await conn.fetch(q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids)
+    liked = await conn.fetch(q.RECENT_LIKES, viewer_id) if viewer_id is not None else []
+    now = time.time()
+    ranked = []
+    for row in rows:
+        cand = found[row["id"]]
+        cand.author_id = row["author_id"]
+        cand.hashtags = tuple(row["hashtags"])
+        cand.score = _score(cand, row, settings, now)
+        if "taste" in cand.reasons and liked and row["embedding"] is not None:
+            vec = row["embedding"].to_numpy()
+            best = max(liked, key=lambda like: float(vec @ like["embedding"].to_numpy()))
+            if float(vec @ best["embedding"].to_numpy()) > 0.5:
+                cand.liked_near = (best["caption"] or best["prompt"])[:40]
+        ranked.append(cand)
+    ranked.sort(key=lambda c: c.score, reverse=True)
+    rng = random.Random(secrets.randbits(32))  # noqa: S311 (exploration, not security)
+    return spread(ranked, exploration=settings.feed_exploration, rng=rng)[: settings.feed_session_size]
+
+
+class _Entry(msgspec.Struct, array_like=True):
+    clip_id: int
+    reason: str
+
+
+def _session_key(settings: Settings, session_id: str) -> str:
+    return keys(settings.redis_prefix)("session", session_id)
+
+
+async def for_you(
+    conn: Conn,
+    redis: Redis,
+    settings: Settings,
+    cursors: CursorCodec,
+    *,
+    viewer_id: int | None,
+    cursor: str | None,
+    limit: int,
+    signer: Signer,
+) -> FeedPage:
+    kind = f"feed:{viewer_id or 'anonymous'}"
+    if cursor:
+        try:
+            session_id, offset = cursors.decode(kind, cursor)
+        except BadRequest:
+            raise BadRequest(
+                "this feed cursor is not valid here", code="bad_cursor", field="cursor"
+            ) from None
+        session_id, offset = str(session_id), int(offset)
+    else:
+        session_id, offset = secrets.token_urlsafe(12), 0
+    key = _session_key(settings, session_id)
+    if cursor and not await redis.exists(key):
+        raise BadRequest("this feed session has expired; start again without a cursor", code="feed_expired")
+    items: list[FeedItem] = []
+    while len(items) < limit:
+        raw = await redis.lrange(key, offset, offset + limit - len(items) - 1)
+        if not raw:
+            if not await _refill(conn, redis, settings, key, viewer_id):
+                break
+            continue
+        entries = [msgspec.msgpack.decode(cast(bytes, r), type=_Entry) for r in raw]
+        offset += len(entries)
+        shown = await clips.cards(
+            conn, viewer_id=viewer_id, clip_ids=[e.clip_id for e in entries], signer=signer
+        )
+        items += [FeedItem(clip=shown[e.clip_id], reason=e.reason) for e in entries if e.clip_id in shown]
+    await redis.expire(key, settings.feed_session_ttl_s)
+    if viewer_id is not None and items:
+        seen = keys(settings.redis_prefix)("seen", viewer_id)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(seen, *[i.clip.id for i in items])
+            pipe.expire(seen, SEEN_TTL_S)
+            await pipe.execute()
+    more = bool(items) and len(items) == limit
+    return FeedPage(items=items, next_cursor=cursors.encode(kind, [session_id, offset]) if more else None)
+
+
+async def _refill(conn: Conn, redis: Redis, settings: Settings, key: str, viewer_id: int | None) -> bool:
+    """Rank more candidates into the session, leaving out everything it already holds."""
+    raw = await redis.lrange(key, 0, -1)
+    held = {msgspec.msgpack.decode(cast(bytes, r), type=_Entry).clip_id for r in raw}
+    ranked = await _rank(conn, redis, settings, viewer_id, exclude=held)
+    if not ranked:
+        return False
+    await redis.rpush(key, *[msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c))) for c in ranked])
+    await redis.expire(key, settings.feed_session_ttl_s)
+    return True
+
+
+async def following(
+    conn: Conn, *, viewer_id: int, before: tuple[datetime, int] | None, limit: int, signer: Signer
+) -> list[Any]:
+    at, last_id = before or (None, None)
+    ids = [
+        r["id"]
+        for r in await conn.fetch(q.FOLLOWING_PAGE.format(visible=VISIBLE), viewer_id, at, last_id, limit)
+    ]
+    shown = await clips.cards(conn, viewer_id=viewer_id, clip_ids=ids, signer=signer)
+    return [shown[i] for i in ids if i in shown]

@@ -1,0 +1,239 @@
+"""Writing events to PostgreSQL, and what they move: clip statistics, user and clip vectors.
+
+:func:`store_events` is the one way events reach the database: the stream consumer calls it
+with a batch read from Redis, and the API calls it directly when Redis is down. Inserting is
+idempotent (the primary key is the user and their client event id), and only events inserted
+now move statistics and vectors, so a batch delivered twice counts once.
+
+The vector model, all in one 256-dimensional space:
+
+- a clip's *content* vector comes from the Encoder (prompt, caption, hashtags);
+- a viewer's *interest* vector is a decayed, weighted sum of the vectors of clips they
+  engaged with (negative for skips and "not interested");
+- a clip's *behaviour* vector is a decayed sum of the interest vectors of the people who
+  engaged with it (item-to-item signal: clips liked by the same people move together);
+- the *embedding* the HNSW index serves blends content and behaviour, shifting towards
+  behaviour as a clip gathers engagement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from backend.db import Conn
+
+WEIGHTS: dict[str, float] = {
+    "impression": 0.0,
+    "watch": 0.6,  # scaled by the share of the clip watched
+    "complete": 1.0,
+    "like": 2.0,
+    "share": 2.5,
+    "tap": 1.0,
+    "skip": -0.6,
+    "not_interested": -3.0,
+    "hide_creator": -3.0,
+}
+INTEREST_HALF_LIFE_DAYS = 14.0
+BLEND_K = 20.0  # engagements at which content and behaviour weigh the same
+
+
+class StoredEvent(msgspec.Struct, array_like=True, frozen=True):
+    """One event as it travels through the Redis stream (compact) and into the table."""
+
+    user_id: int
+    client_event_id: str
+    type: str
+    clip_id: int
+    watch_ms: int | None
+    at: datetime
+
+
+_COLUMNS = ("user_id", "client_event_id", "type", "clip_id", "watch_ms", "at")
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS events_in (
+    user_id bigint, client_event_id text, type text, clip_id bigint, watch_ms integer, at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+_INSERT_NEW = """
+INSERT INTO events (user_id, client_event_id, type, clip_id, watch_ms, at)
+SELECT DISTINCT ON (user_id, client_event_id, at) user_id, client_event_id, type, clip_id, watch_ms, at
+FROM events_in
+ON CONFLICT DO NOTHING
+RETURNING user_id, type, clip_id, watch_ms
+"""
+
+_BUMP_STATS = """
+INSERT INTO clip_stats AS s
+    (clip_id, impressions, watches, completes, skips, likes, shares, negatives, watch_ms)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                     $7::bigint[], $8::bigint[], $9::bigint[])
+ON CONFLICT (clip_id) DO UPDATE SET
+    impressions = s.impressions + EXCLUDED.impressions,
+    watches = s.watches + EXCLUDED.watches,
+    completes = s.completes + EXCLUDED.completes,
+    skips = s.skips + EXCLUDED.skips,
+    likes = s.likes + EXCLUDED.likes,
+    shares = s.shares + EXCLUDED.shares,
+    negatives = s.negatives + EXCLUDED.negatives,
+    watch_ms = s.watch_ms + EXCLUDED.watch_ms,
+    updated_at = now()
+"""
+
+_BUMP_VIEWS = """
+UPDATE clips c SET view_count = c.view_count + v.n
+FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n) WHERE c.id = v.id
+"""
+
+_CLIPS = """
+SELECT c.id, c.duration_ms, v.content, v.behaviour, coalesce(s.likes + s.completes + s.shares, 0) AS engaged
+FROM clips c
+LEFT JOIN clip_vectors v ON v.clip_id = c.id
+LEFT JOIN clip_stats s ON s.clip_id = c.id
+WHERE c.id = ANY($1::bigint[])
+ORDER BY c.id
+FOR UPDATE OF c
+"""
+
+_USERS = """
+SELECT user_id, interest, weight, updated_at FROM user_vectors
+WHERE user_id = ANY($1::bigint[]) ORDER BY user_id FOR UPDATE
+"""
+
+_SAVE_USER = """
+INSERT INTO user_vectors (user_id, interest, weight, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (user_id) DO UPDATE SET interest = EXCLUDED.interest, weight = EXCLUDED.weight, updated_at = now()
+"""
+
+_SAVE_CLIP = """
+UPDATE clip_vectors SET behaviour = $2, embedding = $3, updated_at = now() WHERE clip_id = $1
+"""
+
+
+def _unit(vector: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 1e-9 else None
+
+
+def _decay(age_s: float, half_life_days: float) -> float:
+    return math.pow(0.5, max(age_s, 0.0) / (half_life_days * 86400.0))
+
+
+def event_weight(event_type: str, watch_ms: int | None, duration_ms: int | None) -> float:
+    weight = WEIGHTS.get(event_type, 0.0)
+    if event_type == "watch":
+        ratio = (watch_ms or 0) / duration_ms if duration_ms else 0.0
+        weight *= min(max(ratio, 0.0), 1.5)
+    return weight
+
+
+def blend(content: np.ndarray, behaviour: np.ndarray | None, engaged: int) -> np.ndarray:
+    """The indexed embedding: all content for a new clip, tending to behaviour with engagement."""
+    if behaviour is None:
+        return content
+    b = _unit(behaviour)
+    if b is None:
+        return content
+    alpha = BLEND_K / (BLEND_K + max(engaged, 0))
+    mixed = _unit(alpha * content + (1 - alpha) * b)
+    return mixed if mixed is not None else content
+
+
+async def store_events(conn: Conn, events: Sequence[StoredEvent]) -> int:
+    """Insert ``events`` (skipping ones already stored) and apply the new ones; returns how many
+    were new. Runs inside the caller's transaction."""
+    if not events:
+        return 0
+    if not conn.is_in_transaction():  # the staging table lives until commit
+        async with conn.transaction():
+            return await store_events(conn, events)
+    await conn.execute(_STAGE)
+    records = [msgspec.structs.astuple(e) for e in events]
+    await conn.copy_records_to_table("events_in", records=records, columns=_COLUMNS)
+    new = await conn.fetch(_INSERT_NEW)
+    if not new:
+        return 0
+    await _bump_stats(conn, new)
+    await _move_vectors(conn, new)
+    return len(new)
+
+
+async def _bump_stats(conn: Conn, new: Sequence[Any]) -> None:
+    per_clip: dict[int, list[int]] = defaultdict(lambda: [0] * 8)
+    column = {"impression": 0, "watch": 1, "complete": 2, "skip": 3, "like": 4, "share": 5}
+    for row in new:
+        counts = per_clip[row["clip_id"]]
+        if row["type"] in column:
+            counts[column[row["type"]]] += 1
+        elif row["type"] in ("not_interested", "hide_creator"):
+            counts[6] += 1
+        if row["watch_ms"]:
+            counts[7] += row["watch_ms"]
+    ids = sorted(per_clip)
+    columns = list(zip(*(per_clip[i] for i in ids), strict=True))
+    await conn.execute(_BUMP_STATS, ids, *[list(c) for c in columns])
+    views = [(i, per_clip[i][0]) for i in ids if per_clip[i][0]]
+    if views:
+        await conn.execute(_BUMP_VIEWS, [i for i, _ in views], [n for _, n in views])
+
+
+async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
+    clip_ids = sorted({row["clip_id"] for row in new})
+    clips = {r["id"]: r for r in await conn.fetch(_CLIPS, clip_ids)}
+    user_ids = sorted({row["user_id"] for row in new})
+    users = {r["user_id"]: r for r in await conn.fetch(_USERS, user_ids)}
+    now = datetime.now(UTC)
+
+    # Viewers first: their new interest is what they bring to the clips they engaged with.
+    interest: dict[int, np.ndarray] = {}
+    for user_id in user_ids:
+        row = users.get(user_id)
+        if row is not None and row["interest"] is not None:
+            age = (now - row["updated_at"]).total_seconds()
+            vector = row["interest"].to_numpy() * _decay(age, INTEREST_HALF_LIFE_DAYS)
+            weight = float(row["weight"]) * _decay(age, INTEREST_HALF_LIFE_DAYS)
+        else:
+            vector, weight = np.zeros(256, dtype=np.float32), 0.0
+        moved = False
+        for event in (e for e in new if e["user_id"] == user_id):
+            clip = clips.get(event["clip_id"])
+            if clip is None or clip["content"] is None:
+                continue
+            w = event_weight(event["type"], event["watch_ms"], clip["duration_ms"])
+            if w:
+                vector = vector + w * clip["content"].to_numpy()
+                weight += abs(w)
+                moved = True
+        if moved:
+            interest[user_id] = vector
+            await conn.execute(_SAVE_USER, user_id, vector.astype(np.float32), weight)
+
+    # Then the clips: each positive engagement pulls the clip's behaviour towards its viewer.
+    touched: dict[int, np.ndarray] = {}
+    for event in new:
+        clip = clips.get(event["clip_id"])
+        taste = interest.get(event["user_id"])
+        w = event_weight(event["type"], event["watch_ms"], clip["duration_ms"] if clip else None)
+        if clip is None or clip["content"] is None or taste is None or w <= 0:
+            continue
+        unit_taste = _unit(taste)
+        if unit_taste is None:
+            continue
+        current = touched.get(clip["id"])
+        if current is None:
+            current = (
+                clip["behaviour"].to_numpy() if clip["behaviour"] is not None else np.zeros(256, np.float32)
+            )
+        touched[clip["id"]] = current + w * unit_taste
+    for clip_id, behaviour in touched.items():
+        clip = clips[clip_id]
+        embedding = blend(clip["content"].to_numpy(), behaviour, int(clip["engaged"]))
+        await conn.execute(_SAVE_CLIP, clip_id, behaviour.astype(np.float32), embedding.astype(np.float32))

@@ -1,0 +1,61 @@
+"""Feed jobs: the event stream consumer, clip embeddings, event partitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import structlog
+from saq import CronJob
+
+from backend.db import Conn, transaction
+from backend.worker import Resources, Task, resources
+from feed import service
+from feed.ingest import EventConsumer
+
+log = structlog.get_logger()
+
+
+async def consume_events(res: Resources) -> None:
+    """Runs for the life of a worker process (see BackgroundWorker ``loops``)."""
+    await EventConsumer(res.pool, res.redis, res.settings.redis_prefix).run()
+
+
+async def embed_clip(ctx: dict[str, Any], *, clip_id: int) -> None:
+    res = resources(ctx)
+    async with transaction(res.pool) as conn:
+        await service.embed_clips(conn, res.encoder, [clip_id])
+
+
+def _month(day: date, ahead: int) -> date:
+    index = day.year * 12 + day.month - 1 + ahead
+    return date(index // 12, index % 12 + 1, 1)
+
+
+async def ensure_partitions(conn: Conn, *, months_ahead: int = 2) -> list[str]:
+    """Monthly partitions of ``events`` from last month to ``months_ahead`` ahead (idempotent)."""
+    today = datetime.now(UTC).date()
+    made = []
+    for ahead in range(-1, months_ahead + 1):
+        start, end = _month(today, ahead), _month(today, ahead + 1)
+        name = f"events_{start:%Y_%m}"
+        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+        if not exists:
+            await conn.execute(
+                f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM ('{start}') TO ('{end}')"
+            )
+            made.append(name)
+    return made
+
+
+async def event_partitions(ctx: dict[str, Any]) -> list[str]:
+    async with transaction(resources(ctx).pool) as conn:
+        made = await ensure_partitions(conn)
+    if made:
+        log.info("feed.partitions.created", partitions=made)
+    return made
+
+
+TASKS: list[Task] = [embed_clip, event_partitions]
+CRON: list[CronJob[Any]] = [CronJob(event_partitions, cron="7 3 * * *", unique=True)]
+LOOPS = [consume_events]
