@@ -13,20 +13,35 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from saq import CronJob
 
-from backend import db
 from backend.accounts import tasks as account_tasks
 from backend.accounts.passwords import Passwords
 from backend.accounts.routes import AccountController, SessionController, UserController
+from backend.clips import tasks as clip_tasks
+from backend.clips.routes import (
+    ClipController,
+    CommentController,
+    DraftController,
+    UserClipsController,
+    shared_clip,
+)
 from backend.cursor import CursorCodec
 from backend.errors import EXCEPTION_HANDLERS
+from backend.generation import tasks as generation_tasks
+from backend.generation.routes import GenerationController, ModelController, ProviderWebhookController
 from backend.health import healthz, readyz
+from backend.media import tasks as media_tasks
+from backend.media.routes import MediaController, UploadController
+from backend.notifications import tasks as notification_tasks
+from backend.notifications.routes import NotificationController
 from backend.observability import RequestContextMiddleware, configure_logging
 from backend.ratelimit import Limiter
-from backend.redis_pool import create_redis
+from backend.realtime.hub import Hub
+from backend.realtime.routes import stream
 from backend.runtime import DEPENDENCIES, Runtime
-from backend.secrets_store import signing_key
 from backend.settings import Settings, load_settings
-from backend.worker import BackgroundWorker, Resources, Task, create_queue
+from backend.worker import BackgroundWorker, Resources, Task, open_resources
+from feed import tasks as feed_tasks
+from feed.routes import EventController, FeedController, FeedSignalController
 
 log = structlog.get_logger()
 
@@ -36,58 +51,89 @@ ROUTES: list[Any] = [
     AccountController,
     SessionController,
     UserController,
+    MediaController,
+    UploadController,
+    ModelController,
+    GenerationController,
+    ProviderWebhookController,
+    DraftController,
+    ClipController,
+    CommentController,
+    UserClipsController,
+    shared_clip,
+    NotificationController,
+    EventController,
+    FeedController,
+    FeedSignalController,
+    stream,
 ]
 
-WORKER_TASKS: list[Task] = [*account_tasks.TASKS]
-WORKER_CRON: list[CronJob[Any]] = [*account_tasks.CRON]
+WORKER_TASKS: list[Task] = [
+    *account_tasks.TASKS,
+    *media_tasks.TASKS,
+    *generation_tasks.TASKS,
+    *notification_tasks.TASKS,
+    *clip_tasks.TASKS,
+    *feed_tasks.TASKS,
+]
+WORKER_CRON: list[CronJob[Any]] = [
+    *account_tasks.CRON,
+    *media_tasks.CRON,
+    *generation_tasks.CRON,
+    *feed_tasks.CRON,
+]
+
+
+def job_options(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Queue options per task where SAQ's defaults do not fit (see outbox.DEFAULT_JOB_OPTIONS)."""
+    return {**generation_tasks.job_options(settings)}
 
 
 def build_worker(res: Resources, settings: Settings) -> BackgroundWorker:
     return BackgroundWorker(
-        res, tasks=WORKER_TASKS, cron=WORKER_CRON, concurrency=settings.worker_concurrency
+        res,
+        tasks=WORKER_TASKS,
+        cron=WORKER_CRON,
+        concurrency=settings.worker_concurrency,
+        job_options=job_options(settings),
+        loops=feed_tasks.LOOPS,
     )
 
 
 def create_app(settings: Settings) -> Litestar:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("create_app needs database_url and redis_url; `riffle serve` fills them in")
-    database_url, redis_url = settings.database_url, settings.redis_url
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        key = signing_key(settings)
-        pool = await db.create_pool(
-            database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
-        redis = create_redis(redis_url)
-        queue = create_queue(settings, redis_url)
-        await queue.connect()
-        app.state.runtime = Runtime(
-            settings=settings,
-            pool=pool,
-            redis=redis,
-            queue=queue,
-            limiter=Limiter(redis, settings.redis_prefix),
-            cursors=CursorCodec(key),
-            passwords=Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
-            signing_key=key,
-        )
-        worker = None
-        if settings.run_worker:
-            res = Resources(settings=settings, pool=pool, redis=redis, queue=queue, signing_key=key)
-            worker = build_worker(res, settings)
-            await worker.start()
-        try:
-            yield
-        finally:
-            # Shut down every part even when one of them fails (say, Redis already gone).
+        async with open_resources(settings) as res:
+            hub = Hub(res.redis, settings.redis_prefix, backlog=settings.stream_backlog)
+            await hub.start()
+            app.state.runtime = Runtime(
+                settings=settings,
+                pool=res.pool,
+                redis=res.redis,
+                queue=res.queue,
+                limiter=Limiter(res.redis, settings.redis_prefix),
+                cursors=CursorCodec(res.signing_key),
+                passwords=Passwords(
+                    time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+                ),
+                signing_key=res.signing_key,
+                storage=res.storage,
+                generation=res.generation,
+                encoder=res.encoder,
+                hub=hub,
+            )
+            worker = build_worker(res, settings) if settings.run_worker else None
             if worker is not None:
-                await worker.stop()
-            for close in (queue.disconnect, redis.aclose, pool.close):
-                try:
-                    await close()
-                except Exception as exc:
-                    log.warning("app.shutdown.step_failed", step=close.__qualname__, error=repr(exc))
+                await worker.start()
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+                await hub.stop()
 
     @get("/openapi.json", include_in_schema=False, media_type="application/json")
     async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -115,6 +161,9 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[ScalarRenderPlugin(path="/")],
         ),
         debug=False,
+        # Logging is ours (observability.configure_logging); Litestar's default would start a
+        # queue-listener thread per app and never stop it.
+        logging_config=None,
     )
     # Outermost, so that unmatched routes (404/405) get a request id and an access line too;
     # Litestar's own `middleware=` runs only for routes that matched.

@@ -131,30 +131,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 async def _run_worker(settings: Settings) -> None:
     from backend.app import build_worker
-    from backend.redis_pool import create_redis
-    from backend.worker import Resources, create_queue
+    from backend.worker import open_resources
 
-    assert settings.database_url
-    assert settings.redis_url
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
-    redis = create_redis(settings.redis_url)
-    queue = create_queue(settings, settings.redis_url)
-    await queue.connect()
-    res = Resources(settings=settings, pool=pool, redis=redis, queue=queue, signing_key=signing_key(settings))
-    worker = build_worker(res, settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await worker.start()
-    print("Riffle worker running; Ctrl-C stops it", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await worker.stop()
-        await queue.disconnect()
-        await redis.aclose()
-        await pool.close()
+    async with open_resources(settings) as res:
+        worker = build_worker(res, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.start()
+        print("Riffle worker running; Ctrl-C stops it", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -31,7 +32,14 @@ async def add(conn: Conn, task: str, payload: dict[str, Any], *, job_key: str | 
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
-async def relay(pool: Pool, queue: Queue, *, batch: int = 200) -> int:
+# SAQ's own defaults (a 10 s timeout, one attempt) suit no task of ours; tasks that need more
+# say so in their domain's job_options(), which the app passes here.
+DEFAULT_JOB_OPTIONS: dict[str, Any] = {"timeout": 60, "retries": 3, "retry_backoff": True}
+
+
+async def relay(
+    pool: Pool, queue: Queue, *, batch: int = 200, job_options: Mapping[str, Mapping[str, Any]] | None = None
+) -> int:
     """Move committed outbox rows to the job queue; returns how many moved."""
     moved = 0
     while True:
@@ -47,12 +55,21 @@ async def relay(pool: Pool, queue: Queue, *, batch: int = 200) -> int:
                 return moved
             for row in rows:
                 kwargs: dict[str, Any] = dict(row["payload"])
-                await queue.enqueue(row["task"], key=row["job_key"] or f"outbox:{row['id']}", **kwargs)
+                options = {**DEFAULT_JOB_OPTIONS, **(job_options or {}).get(row["task"], {})}
+                await queue.enqueue(
+                    row["task"], key=row["job_key"] or f"outbox:{row['id']}", **options, **kwargs
+                )
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
             moved += len(rows)
 
 
-async def run_relay(pool: Pool, queue: Queue, *, sweep_s: float = 5.0) -> None:
+async def run_relay(
+    pool: Pool,
+    queue: Queue,
+    *,
+    sweep_s: float = 5.0,
+    job_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
     """Relay on every commit notification, and every ``sweep_s`` seconds regardless."""
     wake = asyncio.Event()
     listener: Any = None  # a pool connection held for LISTEN
@@ -70,7 +87,7 @@ async def run_relay(pool: Pool, queue: Queue, *, sweep_s: float = 5.0) -> None:
                     log.warning("outbox.listen.failed", error=repr(exc))
                     listener = None
             try:
-                await relay(pool, queue)
+                await relay(pool, queue, job_options=job_options)
             except Exception as exc:  # keep relaying after a passing fault; rows stay in the outbox
                 log.warning("outbox.relay.failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):

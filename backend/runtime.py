@@ -22,9 +22,13 @@ from backend.auth import Viewer, bearer_token
 from backend.cursor import CursorCodec
 from backend.db import Conn, Pool
 from backend.errors import Unauthorized
+from backend.generation.engine import GenerationEngine
+from backend.media.storage import Storage
 from backend.ratelimit import Limiter
+from backend.realtime.hub import Hub
 from backend.redis_pool import Redis
 from backend.settings import Settings
+from feed.encoder import Encoder
 
 # Handler parameters that Litestar fills by name from DEPENDENCIES below.
 ConnDep = NamedDependency[Conn]
@@ -35,6 +39,10 @@ LimiterDep = NamedDependency[Limiter]
 CursorsDep = NamedDependency[CursorCodec]
 PasswordsDep = NamedDependency[Passwords]
 RedisDep = NamedDependency[Redis]
+StorageDep = NamedDependency[Storage]
+SigningKeyDep = NamedDependency[bytes]
+GenerationDep = NamedDependency[GenerationEngine]
+EncoderDep = NamedDependency[Encoder]
 
 
 @dataclass
@@ -47,6 +55,10 @@ class Runtime:
     cursors: CursorCodec
     passwords: Passwords
     signing_key: bytes
+    storage: Storage
+    generation: GenerationEngine
+    encoder: Encoder
+    hub: Hub
 
 
 def runtime(state: State) -> Runtime:
@@ -99,6 +111,22 @@ def provide_redis(state: State) -> Redis:
     return runtime(state).redis
 
 
+def provide_storage(state: State) -> Storage:
+    return runtime(state).storage
+
+
+def provide_signing_key(state: State) -> bytes:
+    return runtime(state).signing_key
+
+
+def provide_generation(state: State) -> GenerationEngine:
+    return runtime(state).generation
+
+
+def provide_encoder(state: State) -> Encoder:
+    return runtime(state).encoder
+
+
 DEPENDENCIES = {
     "conn": Provide(provide_conn),
     "maybe_viewer": Provide(provide_maybe_viewer),
@@ -108,4 +136,8 @@ DEPENDENCIES = {
     "cursors": Provide(provide_cursors, sync_to_thread=False),
     "passwords": Provide(provide_passwords, sync_to_thread=False),
     "redis": Provide(provide_redis, sync_to_thread=False),
+    "storage": Provide(provide_storage, sync_to_thread=False),
+    "signing_key": Provide(provide_signing_key, sync_to_thread=False),
+    "generation": Provide(provide_generation, sync_to_thread=False),
+    "encoder": Provide(provide_encoder, sync_to_thread=False),
 }

@@ -18,7 +18,7 @@ ENV_PREFIX = "RIFFLE_"
 _NOT_SETTINGS = ("RIFFLE_TEST_",)
 
 
-def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.Meta:
+def _doc(text: str, *, ge: float | None = None, le: float | None = None) -> msgspec.Meta:
     return msgspec.Meta(description=text, ge=ge, le=le)
 
 
@@ -126,12 +126,59 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     take_stall_timeout_s: Annotated[
         int, _doc("A take with no progress for this long is retried or failed by the watchdog.", ge=30)
     ] = 600
+    take_heartbeat_s: Annotated[
+        int,
+        _doc(
+            "Seconds between a running take's heartbeats; a take whose worker died is run again "
+            "about twice this long (plus the queue's 15 s sweep) later.",
+            ge=1,
+            le=300,
+        ),
+    ] = 30
     take_max_attempts: Annotated[int, _doc("Attempts per take before it fails.", ge=1, le=10)] = 3
 
     # --- clips, notifications and the stream ---
     comments_per_minute: Annotated[int, _doc("Comments a user may post per minute.", ge=1)] = 10
     stream_ping_s: Annotated[int, _doc("Seconds between keep-alive pings on /v1/stream.", ge=1)] = 20
     stream_backlog: Annotated[int, _doc("Messages kept per user channel for a slow socket.", ge=1)] = 100
+
+    # --- the feed ---
+    embedding_backend: Annotated[
+        Literal["hashed", "openai"],
+        _doc(
+            "Text encoder for clip and steering vectors: built-in hashed features or an "
+            "OpenAI-compatible API."
+        ),
+    ] = "hashed"
+    embedding_base_url: Annotated[str, _doc("Base URL of the OpenAI-compatible embeddings API.")] = (
+        "https://api.openai.com"
+    )
+    embedding_api_key: Annotated[str | None, _doc("API key for the embeddings API.")] = None
+    embedding_model: Annotated[str, _doc("Embedding model name (asked for 256 dimensions).")] = (
+        "text-embedding-3-small"
+    )
+    feed_weight_similarity: Annotated[
+        float, _doc("Ranker weight of closeness to the viewer's tastes.", ge=0)
+    ] = 1.0
+    feed_weight_engagement: Annotated[float, _doc("Ranker weight of a clip's smoothed engagement.", ge=0)] = (
+        0.6
+    )
+    feed_weight_freshness: Annotated[float, _doc("Ranker weight of how new a clip is.", ge=0)] = 0.4
+    feed_freshness_half_life_h: Annotated[float, _doc("Hours for the freshness bonus to halve.", ge=0.1)] = (
+        24.0
+    )
+    feed_exploration: Annotated[
+        float, _doc("Share of each page given to clips outside the viewer's known tastes.", ge=0, le=0.5)
+    ] = 0.15
+    feed_session_size: Annotated[
+        int, _doc("Candidates ranked into a feed session before it must refill.", ge=20, le=2000)
+    ] = 300
+    feed_session_ttl_s: Annotated[
+        int, _doc("Seconds a feed session (and its cursor) stays valid.", ge=60)
+    ] = 1800
+    events_per_request: Annotated[int, _doc("Most events one POST /v1/events may carry.", ge=1, le=1000)] = (
+        100
+    )
 
     @property
     def base_url(self) -> str:

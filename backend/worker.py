@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from saq import CronJob, Queue, Worker
 
-from backend import outbox
+from backend import db, outbox
 from backend.db import Pool
-from backend.redis_pool import Redis
+from backend.generation.engine import GenerationEngine, build_engine
+from backend.media.storage import Storage, build_storage
+from backend.redis_pool import Redis, create_redis
+from backend.secrets_store import signing_key
 from backend.settings import Settings
+from feed.encoder import Encoder, build_encoder
 
 log = structlog.get_logger()
 
@@ -37,6 +41,50 @@ class Resources:
     redis: Redis
     queue: Queue
     signing_key: bytes
+    storage: Storage
+    generation: GenerationEngine
+    encoder: Encoder
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Connect everything a process needs, and close every part even when one fails."""
+    if not settings.database_url or not settings.redis_url:
+        raise ValueError("database_url and redis_url must be set; `riffle serve` fills them in")
+    key = signing_key(settings)
+    pool = await db.create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    redis = create_redis(settings.redis_url)
+    queue = create_queue(settings, settings.redis_url)
+    storage = build_storage(settings)
+    engine = build_engine(settings, redis)
+    encoder = build_encoder(settings)
+    try:
+        await queue.connect()
+        yield Resources(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            queue=queue,
+            signing_key=key,
+            storage=storage,
+            generation=engine,
+            encoder=encoder,
+        )
+    finally:
+        for close in (
+            encoder.aclose,
+            engine.aclose,
+            storage.aclose,
+            queue.disconnect,
+            redis.aclose,
+            pool.close,
+        ):
+            try:
+                await close()
+            except Exception as exc:
+                log.warning("resources.close_failed", step=close.__qualname__, error=repr(exc))
 
 
 def create_queue(settings: Settings, redis_url: str) -> Queue:
@@ -58,11 +106,15 @@ class BackgroundWorker:
         tasks: Sequence[Task],
         cron: Sequence[CronJob[Any]] = (),
         concurrency: int = 16,
+        job_options: Mapping[str, Mapping[str, Any]] | None = None,
+        loops: Sequence[Callable[[Resources], Coroutine[Any, Any, None]]] = (),
     ) -> None:
         async def startup(ctx: dict[str, Any]) -> None:
             ctx["riffle"] = res
 
         self.res = res
+        self.job_options = job_options or {}
+        self.loops = list(loops)  # long-running consumers (e.g. the event stream), restarted by themselves
         self.worker = Worker(
             res.queue,
             functions=list(tasks),
@@ -79,7 +131,11 @@ class BackgroundWorker:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self.worker.start(), name="saq-worker"),
-            asyncio.create_task(outbox.run_relay(self.res.pool, self.res.queue), name="outbox-relay"),
+            asyncio.create_task(
+                outbox.run_relay(self.res.pool, self.res.queue, job_options=self.job_options),
+                name="outbox-relay",
+            ),
+            *(asyncio.create_task(loop(self.res), name=loop.__name__) for loop in self.loops),
         ]
         log.info("worker.started", queue=self.res.queue.name)
 

@@ -7,8 +7,7 @@ import asyncio
 from typing import Any
 
 from backend import db, outbox
-from backend.redis_pool import create_redis
-from backend.worker import BackgroundWorker, Resources, create_queue
+from backend.worker import BackgroundWorker, create_queue, open_resources
 
 ran: list[dict[str, Any]] = []
 done = asyncio.Event()
@@ -24,33 +23,24 @@ async def test_outbox_jobs_run_after_commit_and_not_after_rollback(settings):
     ran.clear()
     done.clear()
 
-    assert settings.database_url
-    assert settings.redis_url
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=4)
-    redis = create_redis(settings.redis_url)
-    queue = create_queue(settings, settings.redis_url)
-    await queue.connect()
-    res = Resources(settings=settings, pool=pool, redis=redis, queue=queue, signing_key=b"k" * 32)
-    worker = BackgroundWorker(res, tasks=[record_it], concurrency=2)
-    await worker.start()
-    try:
-        async with pool.acquire() as conn:
-            tx = conn.transaction()
-            await tx.start()
-            await outbox.add(conn, "record_it", {"label": "rolled back"})
-            await tx.rollback()
-            async with conn.transaction():
-                await outbox.add(conn, "record_it", {"label": "committed"})
-        await asyncio.wait_for(done.wait(), timeout=10)
-        await asyncio.sleep(0.3)
-        assert ran == [{"label": "committed", "has_resources": True}]
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-    finally:
-        await worker.stop()
-        await queue.disconnect()
-        await redis.aclose()
-        await pool.close()
+    async with open_resources(settings) as res:
+        worker = BackgroundWorker(res, tasks=[record_it], concurrency=2)
+        await worker.start()
+        try:
+            async with res.pool.acquire() as conn:
+                tx = conn.transaction()
+                await tx.start()
+                await outbox.add(conn, "record_it", {"label": "rolled back"})
+                await tx.rollback()
+                async with conn.transaction():
+                    await outbox.add(conn, "record_it", {"label": "committed"})
+            await asyncio.wait_for(done.wait(), timeout=10)
+            await asyncio.sleep(0.3)
+            assert ran == [{"label": "committed", "has_resources": True}]
+            async with res.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        finally:
+            await worker.stop()
 
 
 async def test_relay_sweeps_rows_left_without_a_notification(settings, conn):
