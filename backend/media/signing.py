@@ -35,4 +35,6 @@ def verify_media_signature(
 ) -> bool:
     if expires < (now if now is not None else time.time()):
         return False
-    return hmac.compare_digest(signature, _signature(signing_key, media_id, expires))
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a URL can carry anything.
+    expected = _signature(signing_key, media_id, expires).encode()
+    return hmac.compare_digest(signature.encode("utf-8", "surrogateescape"), expected)
