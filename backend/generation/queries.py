@@ -57,8 +57,8 @@ WHERE user_id = $1 AND day = $2
 QUOTA_TODAY = "SELECT reserved_seconds FROM generation_quota WHERE user_id = $1 AND day = $2"
 
 SPEND = """
-SELECT coalesce(sum(t.cost_minor) FILTER (WHERE t.finished_at >= $2), 0) AS today,
-       coalesce(sum(t.cost_minor), 0) AS total
+SELECT coalesce(sum(t.cost_minor) FILTER (WHERE t.finished_at >= $2), 0)::bigint AS today,
+       coalesce(sum(t.cost_minor), 0)::bigint AS total
 FROM takes t WHERE t.user_id = $1 AND t.status = 'succeeded'
 """
 

@@ -85,6 +85,7 @@ async def test_takes_become_draft_clips(worker_client, users, conn):
         assert row["bytes"] > 0
     usage = (await worker_client.get("/v1/generations/usage", headers=alice.headers)).json()
     assert usage["reserved_seconds"] == 4
+    assert usage["spend_total_minor"] == 0  # an integer, not the string a numeric sum encodes to
 
 
 async def test_a_stored_take_is_a_playable_h264_video_with_a_poster(worker_client, users, conn, tmp_path):
