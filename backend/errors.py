@@ -248,7 +248,22 @@ def _dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
+def _data_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A value asyncpg could not send (a number past bigint, say) is the caller's input; any
+    other data error is ours."""
+    if str(exc).startswith("invalid input for query argument"):
+        return problem(
+            request,
+            status=422,
+            code="out_of_range",
+            title="Invalid input",
+            detail="a number in the request is outside the range Riffle accepts",
+        )
+    return _internal(request, exc)
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    asyncpg.exceptions.DataError: _data_error,
     redis_errors.ConnectionError: _dependency_down,
     redis_errors.TimeoutError: _dependency_down,
     asyncpg.exceptions.CannotConnectNowError: _dependency_down,

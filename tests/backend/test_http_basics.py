@@ -88,3 +88,13 @@ async def test_openapi_documents_routes_and_errors(client):
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
+
+
+async def test_an_id_past_bigint_is_a_422_not_a_crash(client, users):
+    alice = await users.make("alice")
+    huge = 2**70
+    r = await client.delete(f"/v1/clips/{huge}/not-interested", headers=alice.headers)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "out_of_range"
+    assert (await client.get(f"/v1/clips/{huge}", headers=alice.headers)).status_code == 422
