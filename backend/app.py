@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from saq import CronJob
 
+from backend import openapi
 from backend.accounts import tasks as account_tasks
 from backend.accounts.passwords import Passwords
 from backend.accounts.routes import AccountController, SessionController, UserController
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @get("/openapi.json", include_in_schema=False, media_type="application/json")
     async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+        schema: dict[str, Any] = openapi.complete(request.app.openapi_schema.to_schema())
         return schema
 
     app = Litestar(
@@ -158,7 +159,7 @@ def create_app(settings: Settings) -> Litestar:
                 "from `POST /v1/sessions`."
             ),
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            render_plugins=[ScalarRenderPlugin(path="/"), openapi.CompleteJsonRenderPlugin()],
         ),
         debug=False,
         # Logging is ours (observability.configure_logging); Litestar's default would start a

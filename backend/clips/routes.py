@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
 from backend.accounts import service as accounts
@@ -486,7 +487,15 @@ def share_page(clip: Clip, settings: Settings) -> str:
 
 
 @get(
-    "/c/{clip_id:int}", summary="The page a share link opens (link previews and a web player)", tags=["clips"]
+    "/c/{clip_id:int}",
+    summary="The page a share link opens (link previews and a web player)",
+    tags=["clips"],
+    media_type="text/html",
+    responses={
+        404: ResponseSpec(
+            data_container=None, description="A page saying the clip is not available", media_type="text/html"
+        )
+    },
 )
 async def shared_clip(
     conn: ConnDep, settings: SettingsDep, signing_key: SigningKeyDep, clip_id: FromPath[int]
