@@ -4,74 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from backend.app import create_app
 from backend.embedded import free_port
 from backend.realtime.service import publish
 from backend.redis_pool import create_redis
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, make_draft
-
-
-class Server:
-    """The app on a real socket, in a thread (its lifespan runs there too)."""
-
-    def __init__(self, settings) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/stream"
+from tests.factories import make_draft
+from tests.live import Server, serve, sign_up, stop, wait_ready
 
 
 @pytest.fixture
 def server(database_url, redis_url, tmp_path) -> Iterator[Server]:
     with Server(make_settings(database_url, redis_url, tmp_path, stream_ping_s=1)) as running:
         yield running
-
-
-async def sign_up(base: str, handle: str) -> tuple[int, str]:
-    async with httpx.AsyncClient(base_url=base) as http:
-        body = {"handle": handle, "email": f"{handle}@example.com", "password": PASSWORD}
-        user_id = (await http.post("/v1/accounts", json=body)).json()["id"]
-        token = (await http.post("/v1/sessions", json={"login": handle, "password": PASSWORD})).json()[
-            "token"
-        ]
-    return user_id, token
 
 
 async def next_event(socket, kind: str, within_s: float = 5.0) -> dict[str, Any]:
@@ -168,25 +121,6 @@ async def drain(socket) -> None:
         await asyncio.wait_for(socket.recv(), timeout=5)
 
 
-def serve(database_url: str, redis_url: str, data_dir, port: int) -> subprocess.Popen[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
-        "RIFFLE_DATABASE_URL": database_url,
-        "RIFFLE_REDIS_URL": redis_url,
-        "RIFFLE_DATA_DIR": str(data_dir),
-        "RIFFLE_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-        "RIFFLE_ARGON2_MEMORY_KIB": "64",
-        "RIFFLE_ARGON2_TIME_COST": "1",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 async def test_an_event_raised_in_one_process_reaches_a_socket_on_another(
     database_url, redis_url, tmp_path, conn
 ):
@@ -194,15 +128,8 @@ async def test_an_event_raised_in_one_process_reaches_a_socket_on_another(
     procs = [serve(database_url, redis_url, tmp_path, port) for port in ports]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        async with httpx.AsyncClient() as http:
-            for base in bases:
-                for _ in range(150):
-                    try:
-                        if (await http.get(f"{base}/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.1)
+        for base in bases:
+            await wait_ready(base)
         alice_id, alice = await sign_up(bases[0], "alice")
         _, bob = await sign_up(bases[0], "bob")
 
@@ -232,12 +159,7 @@ async def test_an_event_raised_in_one_process_reaches_a_socket_on_another(
             assert event["notification"]["actor"]["handle"] == "bob"
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 async def test_a_slow_socket_loses_its_oldest_events_not_the_process_memory(redis_url):

@@ -1,0 +1,111 @@
+"""The app on real sockets, for tests that need what a test client cannot give: WebSockets,
+several processes, a process killed or restarted, or an outside tool (schemathesis) calling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from backend.app import create_app
+from backend.embedded import free_port
+from backend.settings import Settings
+from tests.factories import PASSWORD
+
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+class Server:
+    """The app on a real socket, in a thread of the test process (its lifespan runs there too)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+
+def serve(
+    database_url: str, redis_url: str, data_dir: Path, port: int, *args: str, **env: str
+) -> subprocess.Popen[str]:
+    """`riffle serve` as its own process, as production runs it (``args`` go to the CLI)."""
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
+        "RIFFLE_DATABASE_URL": database_url,
+        "RIFFLE_REDIS_URL": redis_url,
+        "RIFFLE_DATA_DIR": str(data_dir),
+        "RIFFLE_SECRET_KEY": SECRET,
+        "RIFFLE_ARGON2_MEMORY_KIB": "64",
+        "RIFFLE_ARGON2_TIME_COST": "1",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+async def wait_ready(base: str, within_s: float = 20) -> None:
+    deadline = time.monotonic() + within_s
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(f"{base}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{base} did not become ready")
+
+
+def stop(proc: subprocess.Popen[str], signal_number: int = 2) -> str:
+    """Stop a served process (SIGINT by default) and return what it printed."""
+    proc.send_signal(signal_number)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""
+
+
+async def sign_up(base: str, handle: str) -> tuple[int, str]:
+    async with httpx.AsyncClient(base_url=base) as http:
+        body = {"handle": handle, "email": f"{handle}@example.com", "password": PASSWORD}
+        user_id = (await http.post("/v1/accounts", json=body)).json()["id"]
+        token = (await http.post("/v1/sessions", json={"login": handle, "password": PASSWORD})).json()[
+            "token"
+        ]
+    return user_id, token
