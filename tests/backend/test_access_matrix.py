@@ -1,0 +1,189 @@
+"""Who may touch whose things: every route with an id in its path, tried by everyone who is not
+the owner.
+
+Alice owns one of each thing (an upload, a generation, a draft, a public and a followers-only
+clip, a comment, a session). Bob is a stranger, Carol is blocked by Alice, Mo is a moderator
+(moderation has its own routes; the ordinary ones give a moderator no more than anyone else),
+and the anonymous caller has no token. Each of them tries every read and write below and must
+get what the table says, almost always a 404 so that another user's id reveals nothing; then
+Alice checks that nothing of hers changed. ``test_every_route_with_an_id_is_in_the_matrix``
+keeps the table honest as routes are added.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tests.backend.media.test_media_api import png, upload
+from tests.factories import User, make_clip, make_draft
+
+ANON, STRANGER, BLOCKED, MODERATOR = "anonymous", "stranger", "blocked", "moderator"
+ACTORS = (ANON, STRANGER, BLOCKED, MODERATOR)
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    template: str  # as in the OpenAPI document
+    path: str  # with Alice's ids filled in
+    expect: dict[str, int]  # per actor
+    body: Any = None
+
+
+def everyone(status: int, *, anon: int | None = None, **per_actor: int) -> dict[str, int]:
+    expect = dict.fromkeys(ACTORS, status)
+    if anon is not None:
+        expect[ANON] = anon
+    expect.update(per_actor)
+    return expect
+
+
+# Routes with an id in the path that the matrix leaves out, and why.
+NOT_OWNED = {
+    ("GET", "/v1/media/{media_id}"): "the URL's signature is the authorisation (tests/backend/media)",
+    ("HEAD", "/v1/media/{media_id}"): "the URL's signature is the authorisation (tests/backend/media)",
+    ("GET", "/v1/users/{handle}"): "public profile; blocked viewers are tested in test_social_graph",
+    ("GET", "/v1/users/{handle}/followers"): "public lists",
+    ("GET", "/v1/users/{handle}/following"): "public lists",
+    ("PUT", "/v1/users/{handle}/mute"): "acts on the caller's own mute list",
+    ("DELETE", "/v1/users/{handle}/mute"): "acts on the caller's own mute list",
+    ("PUT", "/v1/users/{handle}/block"): "acts on the caller's own block list",
+    ("DELETE", "/v1/users/{handle}/block"): "acts on the caller's own block list",
+    ("DELETE", "/v1/users/{handle}/follow"): "acts on the caller's own follows",
+    ("POST", "/v1/users/{handle}/hide"): "acts on the caller's own feed",
+    ("DELETE", "/v1/users/{handle}/hide"): "acts on the caller's own feed",
+    ("DELETE", "/v1/clips/{clip_id}/not-interested"): "acts on the caller's own feed",
+    ("DELETE", "/v1/clips/{clip_id}/like"): "removes the caller's own like; nothing of the author's",
+    ("POST", "/v1/comments/{comment_id}/unhide"): "same rule as hide, tested there",
+    ("DELETE", "/v1/sessions/current"): "the caller's own session",
+}
+
+
+async def _scenario(conn, client, users) -> tuple[User, dict[str, User], dict[str, int]]:
+    alice = await users.make("alice")
+    actors = {
+        STRANGER: await users.make("bob"),
+        BLOCKED: await users.make("carol"),
+        MODERATOR: await users.make("moderator1", role="moderator"),
+    }
+    blocked = await client.put(f"/v1/users/{actors[BLOCKED].handle}/block", headers=alice.headers)
+    assert blocked.status_code in (200, 204), blocked.text
+
+    ids: dict[str, int] = {}
+    r = await upload(client, alice.headers, png())
+    assert r.status_code == 201, r.text
+    ids["upload"] = r.json()["id"]
+    r = await client.post(
+        "/v1/generations",
+        json={"prompt": "a lighthouse in fog", "model": "local", "seconds": 2, "size": "144x256", "takes": 1},
+        headers=alice.headers | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code in (201, 202), r.text
+    ids["generation"] = r.json()["id"]
+    ids["take"], ids["draft"] = await make_draft(conn, alice)
+    ids["public"] = (await make_clip(conn, client, alice, caption="mine", visibility="public"))["id"]
+    ids["followers"] = (await make_clip(conn, client, alice, visibility="followers"))["id"]
+    r = await client.post(
+        f"/v1/clips/{ids['public']}/comments", json={"body": "first"}, headers=alice.headers
+    )
+    assert r.status_code == 201, r.text
+    ids["comment"] = r.json()["id"]
+    r = await client.get("/v1/sessions", headers=alice.headers)
+    ids["session"] = r.json()["items"][0]["id"]
+    return alice, actors, ids
+
+
+def _cases(ids: dict[str, int]) -> list[Case]:
+    up, gen, draft, pub, fol = ids["upload"], ids["generation"], ids["draft"], ids["public"], ids["followers"]
+    com, ses = ids["comment"], ids["session"]
+    private = everyone(404, anon=401)
+    not_blocked = everyone(200, blocked=404)  # public, except to the user she blocked
+    signed_in_not_blocked = everyone(
+        200, anon=401, blocked=404
+    )  # a signed-in route over something only Alice may see
+    hidden = everyone(404)  # a public route over something only Alice may see
+    cases = [
+        Case("GET", "/v1/uploads/{upload_id}", f"/v1/uploads/{up}", private),
+        Case("DELETE", "/v1/uploads/{upload_id}", f"/v1/uploads/{up}", private),
+        Case("GET", "/v1/generations/{generation_id}", f"/v1/generations/{gen}", private),
+        Case("DELETE", "/v1/generations/{generation_id}", f"/v1/generations/{gen}", private),
+        Case("DELETE", "/v1/sessions/{session_id}", f"/v1/sessions/{ses}", private),
+        # A draft is Alice's alone, on every route that reads or acts on a clip.
+        Case("GET", "/v1/clips/{clip_id}", f"/v1/clips/{draft}", hidden),
+        Case("GET", "/v1/clips/{clip_id}/remixes", f"/v1/clips/{draft}/remixes", hidden),
+        Case("GET", "/v1/clips/{clip_id}/lineage", f"/v1/clips/{draft}/lineage", hidden),
+        Case("GET", "/v1/clips/{clip_id}/tree", f"/v1/clips/{draft}/tree", hidden),
+        Case("GET", "/v1/clips/{clip_id}/comments", f"/v1/clips/{draft}/comments", hidden),
+        Case("GET", "/c/{clip_id}", f"/c/{draft}", hidden),
+        Case("PUT", "/v1/clips/{clip_id}/like", f"/v1/clips/{draft}/like", private),
+        Case("POST", "/v1/clips/{clip_id}/shares", f"/v1/clips/{draft}/shares", private, {"channel": "link"}),
+        Case("POST", "/v1/clips/{clip_id}/comments", f"/v1/clips/{draft}/comments", private, {"body": "hi"}),
+        Case("POST", "/v1/clips/{clip_id}/not-interested", f"/v1/clips/{draft}/not-interested", private),
+        # Her public clip: anyone may read it, except the user she blocked; only she may change it.
+        Case("GET", "/v1/clips/{clip_id}", f"/v1/clips/{pub}", not_blocked),
+        Case("GET", "/c/{clip_id}", f"/c/{pub}", everyone(200)),
+        Case("PATCH", "/v1/clips/{clip_id}", f"/v1/clips/{pub}", private, {"caption": "not yours"}),
+        Case("DELETE", "/v1/clips/{clip_id}", f"/v1/clips/{pub}", private),
+        Case("PUT", "/v1/clips/{clip_id}/like", f"/v1/clips/{pub}/like", signed_in_not_blocked),
+        Case("GET", "/v1/clips/{clip_id}/comments", f"/v1/clips/{pub}/comments", not_blocked),
+        # Her followers-only clip: nobody here follows her.
+        Case("GET", "/v1/clips/{clip_id}", f"/v1/clips/{fol}", hidden),
+        # Her comment: only she (or the clip's author, also she) may delete or hide it.
+        Case("DELETE", "/v1/comments/{comment_id}", f"/v1/comments/{com}", private),
+        Case("POST", "/v1/comments/{comment_id}/hide", f"/v1/comments/{com}/hide", private),
+        Case("GET", "/v1/comments/{comment_id}/replies", f"/v1/comments/{com}/replies", not_blocked),
+        # Her profile, as the user she blocked sees it.
+        Case("GET", "/v1/users/{handle}/clips", "/v1/users/alice/clips", not_blocked),
+        Case("PUT", "/v1/users/{handle}/follow", "/v1/users/alice/follow", signed_in_not_blocked),
+    ]
+    return cases
+
+
+async def test_nobody_reads_or_changes_what_is_not_theirs(client, users, conn):
+    alice, actors, ids = await _scenario(conn, client, users)
+    cases = _cases(ids)
+    wrong: list[str] = []
+    for case in cases:
+        for actor in ACTORS:
+            headers = actors[actor].headers if actor in actors else {}
+            r = await client.request(case.method, case.path, headers=headers, json=case.body)
+            want = case.expect[actor]
+            got = r.status_code if r.status_code not in (201, 204) or want != 200 else 200
+            if got != want:
+                seen = f"{r.status_code} (want {want}) {r.text[:120]}"
+                wrong.append(f"{case.method} {case.path} as {actor}: {seen}")
+            elif r.status_code >= 400 and case.template != "/c/{clip_id}":
+                assert r.headers["content-type"].startswith("application/problem+json"), case
+    assert not wrong, "\n".join(wrong)
+
+    # Nothing of Alice's changed or went away.
+    for path in (
+        f"/v1/uploads/{ids['upload']}",
+        f"/v1/generations/{ids['generation']}",
+        f"/v1/clips/{ids['draft']}",
+        f"/v1/clips/{ids['followers']}",
+    ):
+        assert (await client.get(path, headers=alice.headers)).status_code == 200, path
+    clip = (await client.get(f"/v1/clips/{ids['public']}", headers=alice.headers)).json()
+    assert clip["caption"] == "mine"
+    assert clip["counts"]["likes"] == 2  # Bob's and the moderator's likes; Carol's was refused
+    comments = (await client.get(f"/v1/clips/{ids['public']}/comments", headers=alice.headers)).json()
+    assert [c["id"] for c in comments["items"]] == [ids["comment"]]
+    assert (await client.get("/v1/me", headers=alice.headers)).status_code == 200  # session intact
+
+
+async def test_every_route_with_an_id_is_in_the_matrix(client, users, conn):
+    spec = (await client.get("/openapi.json")).json()
+    _, _, ids = await _scenario(conn, client, users)
+    covered = {(c.method, c.template) for c in _cases(ids)}
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        if re.search(r"\{[a-z_]+\}", path)
+        for method in operations
+        if (method.upper(), path) not in covered and (method.upper(), path) not in NOT_OWNED
+    ]
+    assert not missing, "routes with an id and no access-matrix row:\n" + "\n".join(missing)
