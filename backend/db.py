@@ -61,10 +61,63 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> Poo
     return pool
 
 
+# How a lost PostgreSQL connection shows itself through asyncpg: the server ended it (an
+# administrator, a restart, a failover), the network dropped it, or the protocol was left in
+# the middle of an operation by such a loss. None of these is the caller's fault or ours.
+CONNECTION_LOST: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+
+def lost(conn: Conn, exc: BaseException) -> bool:
+    return isinstance(exc, CONNECTION_LOST) or (
+        isinstance(exc, asyncpg.exceptions.InterfaceError) and conn.is_closed()
+    )
+
+
+@asynccontextmanager
+async def in_transaction(conn: Conn) -> AsyncIterator[Conn]:
+    """``conn.transaction()``, made safe against a connection lost on the way.
+
+    A lost connection is terminated, so the pool opens a fresh one instead of handing this
+    one out again half-broken, and the loss is what propagates (not a second error from
+    rolling back over a dead socket). Nothing is committed unless the block finished.
+    """
+    tx = conn.transaction()
+    try:
+        await tx.start()
+    except BaseException as exc:
+        if lost(conn, exc):
+            conn.terminate()
+        raise
+    try:
+        yield conn
+    except BaseException as exc:
+        if lost(conn, exc) or conn.is_closed():
+            conn.terminate()
+        else:
+            try:
+                await tx.rollback()
+            except Exception as again:
+                if not lost(conn, again):
+                    raise
+                conn.terminate()
+        raise
+    try:
+        await tx.commit()
+    except BaseException as exc:
+        if lost(conn, exc):
+            conn.terminate()
+        raise
+
+
 @asynccontextmanager
 async def transaction(pool: Pool) -> AsyncIterator[Conn]:
     """A connection inside a transaction: committed on normal exit, rolled back on error."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, in_transaction(conn):
         yield conn
 
 

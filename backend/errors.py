@@ -262,12 +262,27 @@ def _data_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     return _internal(request, exc)
 
 
+def _group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[dict[str, Any]]:
+    """Litestar gathers errors from dependency clean-up into a group; answer for the first."""
+    first = exc.exceptions[0]
+    for kind in type(first).__mro__:
+        handler = EXCEPTION_HANDLERS.get(kind)
+        if handler is not None and handler is not _group:
+            response: Response[dict[str, Any]] = handler(request, first)
+            return response
+    return _internal(request, exc)
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ExceptionGroup: _group,
     asyncpg.exceptions.DataError: _data_error,
     redis_errors.ConnectionError: _dependency_down,
     redis_errors.TimeoutError: _dependency_down,
-    asyncpg.exceptions.CannotConnectNowError: _dependency_down,
-    asyncpg.exceptions.ConnectionDoesNotExistError: _dependency_down,
+    # A lost connection (see db.CONNECTION_LOST): the transaction was rolled back; retry.
+    asyncpg.exceptions.PostgresConnectionError: _dependency_down,
+    asyncpg.exceptions.OperatorInterventionError: _dependency_down,
+    asyncpg.exceptions.InternalClientError: _dependency_down,
+    asyncpg.exceptions.InterfaceError: _dependency_down,
     asyncpg.exceptions.TooManyConnectionsError: _dependency_down,
     ConnectionRefusedError: _dependency_down,
     AppError: _app_error,

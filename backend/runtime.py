@@ -20,7 +20,7 @@ from backend.accounts import service as accounts
 from backend.accounts.passwords import Passwords
 from backend.auth import Viewer, bearer_token
 from backend.cursor import CursorCodec
-from backend.db import Conn, Pool
+from backend.db import Conn, Pool, in_transaction
 from backend.errors import Unauthorized
 from backend.generation.engine import GenerationEngine
 from backend.media.storage import Storage
@@ -69,7 +69,7 @@ def runtime(state: State) -> Runtime:
 async def provide_conn(state: State) -> AsyncIterator[Conn]:
     """A connection inside the request's transaction: committed after the handler returns and
     before the response is sent (so a 2xx means durable), rolled back if anything raised."""
-    async with runtime(state).pool.acquire() as conn, conn.transaction():
+    async with runtime(state).pool.acquire() as conn, in_transaction(conn):
         yield conn
 
 
