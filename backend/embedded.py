@@ -81,9 +81,10 @@ class EmbeddedRedis:
         return self.directory / "redis.pid"
 
     def start(self, timeout_s: float = 10.0) -> str:
+        """Start (or restart, on the same port) the server; returns its URL."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
-        self.port = free_port()
+        self.port = self.port or free_port()
         args = [
             redis_server_binary(),
             "--port", str(self.port),

@@ -143,6 +143,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     stream_backlog: Annotated[int, _doc("Messages kept per user channel for a slow socket.", ge=1)] = 100
 
     # --- the feed ---
+    events_claim_idle_ms: Annotated[
+        int,
+        _doc(
+            "Milliseconds before event-stream entries read by a consumer that died are claimed by another.",
+            ge=0,
+        ),
+    ] = 30_000
     embedding_backend: Annotated[
         Literal["hashed", "openai"],
         _doc(

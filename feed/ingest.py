@@ -119,8 +119,17 @@ TRENDING_WEIGHTS = {"impression": 0.05, "watch": 0.3, "complete": 1.0, "like": 2
 class EventConsumer:
     """One member of the consumer group; run several (one per worker process) for throughput."""
 
-    def __init__(self, pool: Any, redis: Redis, prefix: str, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        redis: Redis,
+        prefix: str,
+        *,
+        name: str | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+    ) -> None:
         self.pool = pool
+        self.claim_idle_ms = claim_idle_ms
         self.redis = redis
         self.stream = keys(prefix)("events")
         self.trending = lambda hour: keys(prefix)("trending", hour)
@@ -149,7 +158,7 @@ class EventConsumer:
     async def step(self, *, block_ms: int | None = None) -> int:
         """Store one batch: entries left pending by a dead consumer first, then new ones."""
         reply: Any = await self.redis.xautoclaim(
-            self.stream, GROUP, self.name, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=BATCH
+            self.stream, GROUP, self.name, min_idle_time=self.claim_idle_ms, start_id="0-0", count=BATCH
         )
         entries = list(reply[1])
         if not entries:

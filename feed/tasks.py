@@ -18,7 +18,9 @@ log = structlog.get_logger()
 
 async def consume_events(res: Resources) -> None:
     """Runs for the life of a worker process (see BackgroundWorker ``loops``)."""
-    await EventConsumer(res.pool, res.redis, res.settings.redis_prefix).run()
+    await EventConsumer(
+        res.pool, res.redis, res.settings.redis_prefix, claim_idle_ms=res.settings.events_claim_idle_ms
+    ).run()
 
 
 async def embed_clip(ctx: dict[str, Any], *, clip_id: int) -> None:

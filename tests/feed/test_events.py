@@ -136,9 +136,7 @@ async def test_with_redis_down_events_go_straight_to_postgresql(client, users, c
     assert await conn.fetchval("SELECT impressions FROM clip_stats WHERE clip_id = $1", clip["id"]) == 3
 
 
-async def test_a_crashed_consumers_entries_are_claimed_by_another(
-    client, users, conn, settings, pool, monkeypatch
-):
+async def test_a_crashed_consumers_entries_are_claimed_by_another(client, users, conn, settings, pool):
     alice = await users.make("alice")
     clip = await make_clip(conn, client, alice)
     await client.post(
@@ -151,8 +149,7 @@ async def test_a_crashed_consumers_entries_are_claimed_by_another(
         # The dead consumer read the entries and never acknowledged them.
         await redis.xreadgroup(ingest.GROUP, "dead", {dead.stream: ">"}, count=100)
         assert await conn.fetchval("SELECT count(*) FROM events") == 0
-        monkeypatch.setattr(ingest, "CLAIM_IDLE_MS", 0)
-        alive = EventConsumer(pool, redis, settings.redis_prefix, name="alive")
+        alive = EventConsumer(pool, redis, settings.redis_prefix, name="alive", claim_idle_ms=0)
         assert await alive.step(block_ms=None) == 5
         assert await alive.step(block_ms=None) == 0
         assert await redis.xlen(dead.stream) == 0
