@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -54,12 +55,23 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/v1/stream"
 
 
-def serve(
-    database_url: str, redis_url: str, data_dir: Path, port: int, *args: str, **env: str
-) -> subprocess.Popen[str]:
-    """`riffle serve` as its own process, as production runs it (``args`` go to the CLI)."""
+class Process(subprocess.Popen[str]):
+    """A child process whose output goes to a file (a pipe nobody reads would fill and stall
+    a busy server); :func:`stop` returns what it wrote."""
+
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def riffle(
+    command: str, database_url: str, redis_url: str, data_dir: Path, *args: str, **env: str
+) -> Process:
+    """A `riffle <command>` process (``args`` go to the CLI, ``env`` adds RIFFLE_* settings)."""
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
+        "RIFFLE_ENVIRONMENT": "test",
         "RIFFLE_DATABASE_URL": database_url,
         "RIFFLE_REDIS_URL": redis_url,
         "RIFFLE_DATA_DIR": str(data_dir),
@@ -68,13 +80,28 @@ def serve(
         "RIFFLE_ARGON2_TIME_COST": "1",
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), *args],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = data_dir / "logs" / f"{command}-{uuid.uuid4().hex[:8]}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = Process(
+            [sys.executable, "-m", "backend.cli", command, *args],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    proc.log = log
+    return proc
+
+
+def serve(database_url: str, redis_url: str, data_dir: Path, port: int, *args: str, **env: str) -> Process:
+    """`riffle serve` as its own process, as production runs it."""
+    return riffle("serve", database_url, redis_url, data_dir, "--port", str(port), *args, **env)
+
+
+def worker(database_url: str, redis_url: str, data_dir: Path, **env: str) -> Process:
+    """`riffle worker`, a standalone background worker."""
+    return riffle("worker", database_url, redis_url, data_dir, **env)
 
 
 async def wait_ready(base: str, within_s: float = 20) -> None:
@@ -90,15 +117,21 @@ async def wait_ready(base: str, within_s: float = 20) -> None:
     raise AssertionError(f"{base} did not become ready")
 
 
-def stop(proc: subprocess.Popen[str], signal_number: int = 2) -> str:
-    """Stop a served process (SIGINT by default) and return what it printed."""
+def stop(proc: Process, signal_number: int = 2) -> str:
+    """Stop a process (SIGINT by default: a clean shutdown) and return what it printed."""
     proc.send_signal(signal_number)
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
+        proc.wait()
+    return proc.output()
+
+
+def kill(proc: Process) -> None:
+    """SIGKILL: the process gets no chance to clean up."""
+    proc.kill()
+    proc.wait(timeout=10)
 
 
 async def sign_up(base: str, handle: str) -> tuple[int, str]:

@@ -9,33 +9,15 @@ lapses too, and the new worker resumes each take from its recorded provider job.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.backend.generation.test_generations import BODY, key, wait_for
+from tests.live import Process, kill, stop, worker
 
 
-def start_worker(database_url: str, redis_url: str, data_dir: Path) -> subprocess.Popen[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
-        "RIFFLE_ENVIRONMENT": "test",
-        "RIFFLE_DATABASE_URL": database_url,
-        "RIFFLE_REDIS_URL": redis_url,
-        "RIFFLE_DATA_DIR": str(data_dir),
-        "RIFFLE_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-        "RIFFLE_TAKE_HEARTBEAT_S": "2",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def start_worker(database_url: str, redis_url: str, data_dir: Path) -> Process:
+    return worker(database_url, redis_url, data_dir, RIFFLE_TAKE_HEARTBEAT_S="2")
 
 
 async def test_a_killed_worker_loses_and_duplicates_nothing(
@@ -58,16 +40,14 @@ async def test_a_killed_worker_loses_and_duplicates_nothing(
         else:
             raise AssertionError(f"takes never got going: {rows}")
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=10)
+        kill(first)
     assert await conn.fetchval("SELECT count(*) FROM clips") == 0  # killed before anything was stored
 
     second = start_worker(database_url, redis_url, tmp_path)
     try:
         done = await wait_for(client, job_id, alice.headers, within_s=90)
     finally:
-        second.send_signal(signal.SIGINT)
-        out, _ = second.communicate(timeout=30)
+        out = stop(second)
     assert done["status"] == "succeeded", (done, out)
     takes = await conn.fetch("SELECT id, clip_id, provider_job_id FROM takes WHERE job_id = $1", job_id)
     clips = await conn.fetch("SELECT id, take_id FROM clips WHERE job_id = $1", job_id)
