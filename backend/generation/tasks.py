@@ -175,8 +175,18 @@ async def _poll_until_done(
         try:
             status = await provider.poll(provider_job_id)
         except ProviderError as err:
-            await _handle_error(res, run, spec, err)
-            return True
+            if not err.retryable:
+                await _handle_error(res, run, spec, err)
+                return True
+            # The call failed, not the take: the provider job is still running (and paid for).
+            # Ask again later; submitting anew would start, and pay for, a second one. A
+            # provider that stays silent is bounded by the watchdog's stall timeout.
+            delay = _backoff(2, err.retry_after_s)
+            log.info(
+                "generation.take.poll_failed", take_id=run.take_id, kind=err.kind, delay_s=round(delay, 1)
+            )
+            await _enqueue(res, run.take_id, delay_s=delay, reason="poll-retry")
+            return False
         if status.state == TakeState.SUCCEEDED:
             await _finish(res, run, spec, provider, status)
             return True
