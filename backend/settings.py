@@ -136,6 +136,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         ),
     ] = 30
     take_max_attempts: Annotated[int, _doc("Attempts per take before it fails.", ge=1, le=10)] = 3
+    provider_timeout_s: Annotated[
+        float,
+        _doc(
+            "Seconds to wait for a video provider's answer before the call counts as a "
+            "transient failure (retried with backoff).",
+            ge=0.1,
+            le=300,
+        ),
+    ] = 30.0
 
     # --- clips, notifications and the stream ---
     comments_per_minute: Annotated[int, _doc("Comments a user may post per minute.", ge=1)] = 10

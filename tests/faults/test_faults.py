@@ -3,8 +3,8 @@ checks that nothing accepted was lost or doubled and that the service came back 
 
 The API runs as `riffle serve` (and `riffle worker` where the worker is the victim); clients
 are plain HTTP and WebSocket clients that retry the way the app does (the same batch, the same
-client event ids). Generations under a killed worker are in
-tests/backend/generation/test_worker_crash.py; the consumer-group hand-over in unit form in
+client event ids). Generations under a killed worker
+are in tests/backend/generation/test_worker_crash.py; the consumer-group hand-over in unit form in
 tests/feed/test_events.py.
 """
 
@@ -23,12 +23,17 @@ import asyncpg
 import httpx
 import pytest
 import websockets
+from litestar.testing import AsyncTestClient
 from redis.exceptions import ResponseError
 
+from backend.app import create_app
 from backend.embedded import EmbeddedRedis, free_port
 from backend.redis_pool import create_redis
 from feed import ingest
-from tests.factories import User, make_draft
+from tests.backend.generation.providers.fakes import FakeServer, Script, replicate_app
+from tests.backend.generation.test_generations import key, wait_for
+from tests.conftest import make_settings
+from tests.factories import User, UserFactory, make_draft
 from tests.live import Process, kill, serve, sign_up, stop, wait_ready, worker
 
 # --- a live API and clients ----------------------------------------------------------------
@@ -365,3 +370,44 @@ async def next_of(socket: Any, kind: str, within_s: float = 10.0) -> dict[str, A
         event = json.loads(await asyncio.wait_for(socket.recv(), timeout=remaining))
         if event["type"] == kind:
             return dict(event)
+
+
+async def test_a_provider_that_times_out_then_recovers_gets_one_take_charged_once(
+    database_url, redis_url, tmp_path, conn
+):
+    """Broke: the video gateway (a real HTTP server speaking Replicate's shape) stops answering
+    status polls in time, after the prediction was created. Checked: the take is retried with
+    backoff against the same prediction (never submitted twice, so never paid twice), and once
+    the gateway answers again it is stored once, as one draft, charged once."""
+    script = Script(polls_before_done=1, scenario="timeout")
+    gateway = FakeServer(replicate_app(script)).start()
+    settings = make_settings(
+        database_url,
+        redis_url,
+        tmp_path,
+        run_worker=True,
+        replicate_api_token="r8_test",
+        replicate_base_url=gateway.url,
+        provider_timeout_s=0.5,
+    )
+    try:
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            alice = await UserFactory(conn, client).make("alice")
+            body = {"prompt": "a lighthouse in a storm", "model": "kling", "seconds": 5, "size": "720x1280"}
+            r = await client.post("/v1/generations", json=body | {"takes": 1}, headers=alice.headers | key())
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+            deadline = time.monotonic() + 30
+            while script.polls < 2:  # two status calls that timed out
+                assert time.monotonic() < deadline, "the gateway was never polled"
+                await asyncio.sleep(0.1)
+            script.scenario = "ok"  # the gateway recovers
+            done = await wait_for(client, job_id, alice.headers, within_s=60)
+    finally:
+        gateway.stop()
+    take = done["takes"][0]
+    assert (done["status"], take["status"]) == ("succeeded", "succeeded")
+    assert [kind for kind, _, _ in script.requests] == ["submit"]  # one prediction, never two
+    assert await conn.fetchval("SELECT count(*) FROM clips WHERE job_id = $1", job_id) == 1
+    assert await conn.fetchval("SELECT count(*) FROM media WHERE owner_id = $1", alice.id) == 2
+    assert take["cost_minor"] == 5 * 28

@@ -25,12 +25,16 @@ def build_providers(
         from backend.generation.providers.google import GoogleProvider
 
         providers["google"] = GoogleProvider(
-            api_key=settings.gemini_api_key, base_url=settings.gemini_base_url
+            api_key=settings.gemini_api_key,
+            base_url=settings.gemini_base_url,
+            timeout_s=settings.provider_timeout_s,
         )
     if settings.replicate_api_token:
         from backend.generation.providers.replicate import ReplicateProvider
 
         providers["replicate"] = ReplicateProvider(
-            api_token=settings.replicate_api_token, base_url=settings.replicate_base_url
+            api_token=settings.replicate_api_token,
+            base_url=settings.replicate_base_url,
+            timeout_s=settings.provider_timeout_s,
         )
     return providers
