@@ -34,7 +34,7 @@ from backend.media import tasks as media_tasks
 from backend.media.routes import MediaController, UploadController
 from backend.notifications import tasks as notification_tasks
 from backend.notifications.routes import NotificationController
-from backend.observability import RequestContextMiddleware, configure_logging
+from backend.observability import METRICS, RequestContextMiddleware, configure_logging, metrics_controller
 from backend.ratelimit import Limiter
 from backend.realtime.hub import Hub
 from backend.realtime.routes import stream
@@ -142,7 +142,8 @@ def create_app(settings: Settings) -> Litestar:
         return schema
 
     app = Litestar(
-        route_handlers=[*ROUTES, openapi_json],
+        route_handlers=[*ROUTES, openapi_json, metrics_controller(settings.metrics_token)],
+        middleware=[METRICS.middleware],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -111,8 +111,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.workers == 1:
             uvicorn.run(create_app(settings), **common)
         else:
+            _share_metrics(Path(settings.data_dir) / "metrics")
             uvicorn.run("backend.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0
+
+
+def _share_metrics(folder: Path) -> None:
+    """Prometheus counters of several API processes, summed by whichever process is scraped
+    (prometheus_client's multiprocess mode; the folder is emptied at each start)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""Structured JSON logs and the request id that ties a request's log lines together."""
+"""Structured JSON logs, the request id that ties a request's log lines together, and the
+Prometheus metrics (request counts and latencies per route template, at ``/metrics``)."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import sys
@@ -10,7 +12,12 @@ import uuid
 from typing import Any
 
 import structlog
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.errors import Unauthorized
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 log = structlog.get_logger()
@@ -106,3 +113,32 @@ def _header(scope: Scope, name: bytes) -> str | None:
             except UnicodeDecodeError:
                 return None
     return None
+
+
+# Paths are grouped by route template (/v1/clips/{clip_id:int}), so ids never become labels.
+METRICS = PrometheusConfig(
+    app_name="riffle",
+    prefix="riffle",
+    group_path=True,
+    exclude_unhandled_paths=True,
+    exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
+)
+
+
+def metrics_controller(token: str | None) -> type[PrometheusController]:
+    """``GET /metrics`` in Prometheus text format; with ``token`` set, only for a scraper that
+    sends it as a bearer token. With several API processes, ``riffle serve`` points
+    ``PROMETHEUS_MULTIPROC_DIR`` at a shared folder so any process answers for all."""
+
+    def scraper_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if token is None:
+            return
+        sent = connection.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("/metrics needs the metrics token")
+
+    class Metrics(PrometheusController):
+        include_in_schema = False
+        guards = [scraper_only]
+
+    return Metrics

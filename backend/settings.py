@@ -60,6 +60,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         str | None,
         _doc("Key that signs cursors and links; unset generates one and keeps it in the data dir."),
     ] = None
+    metrics_token: Annotated[
+        str | None,
+        _doc("Bearer token a Prometheus scraper must send to GET /metrics (unset: no token needed)."),
+    ] = None
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Lowest level of log lines written.")
     ] = "INFO"

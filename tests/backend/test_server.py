@@ -23,6 +23,7 @@ def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_
         "RIFFLE_DATA_DIR": str(tmp_path),
         "RIFFLE_ARGON2_MEMORY_KIB": "64",
         "RIFFLE_ARGON2_TIME_COST": "1",
+        "RIFFLE_METRICS_TOKEN": "scrape-me",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers", "2"],
@@ -59,6 +60,16 @@ def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_
             bad = http.post("/v1/accounts", content=b"{", headers={"content-type": "application/json"})
             assert bad.status_code == 400
             assert bad.headers["content-type"].startswith("application/problem+json")
+            # Metrics: for the scraper only, summed over both processes, ids grouped away.
+            assert http.get("/metrics").status_code == 401
+            metrics = http.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).text
+            served = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith("riffle_requests_total{") and 'path="/v1/me"' in line
+            ]
+            assert len(served) == 1, metrics[:3000]
+            assert float(served[0].rsplit(" ", 1)[1]) == 6.0
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
