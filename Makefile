@@ -32,7 +32,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python "$$script" || exit 1; done
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .riffle .pytest_cache .mypy_cache .ruff_cache
