@@ -5,6 +5,7 @@ several processes, a process killed or restarted, or an outside tool (schemathes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -142,3 +144,14 @@ async def sign_up(base: str, handle: str) -> tuple[int, str]:
             "token"
         ]
     return user_id, token
+
+
+async def next_event(socket: Any, kind: str, within_s: float = 5.0) -> dict[str, Any]:
+    """The next event of ``kind`` on a /v1/stream socket (others are skipped)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no {kind} event"
+        event = json.loads(await asyncio.wait_for(socket.recv(), timeout=remaining))
+        if event["type"] == kind:
+            return dict(event)

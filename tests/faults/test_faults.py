@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from tests.backend.generation.providers.fakes import FakeServer, Script, replica
 from tests.backend.generation.test_generations import key, wait_for
 from tests.conftest import make_settings
 from tests.factories import User, UserFactory, make_draft
-from tests.live import Process, kill, serve, sign_up, stop, wait_ready, worker
+from tests.live import Process, kill, next_event, serve, sign_up, stop, wait_ready, worker
 
 # --- a live API and clients ----------------------------------------------------------------
 
@@ -326,9 +325,9 @@ async def test_restarting_an_api_process_with_open_websockets_loses_no_notificat
 
     seen: list[int] = []
     async with websockets.connect(ws, subprotocols=["riffle.v1", f"bearer.{alice.token}"]) as socket:
-        await next_of(socket, "ready")
+        await next_event(socket, "ready", within_s=10)
         await like(clips[0], fans[0])
-        seen.append((await next_of(socket, "notification"))["notification"]["id"])
+        seen.append((await next_event(socket, "notification", within_s=10))["notification"]["id"])
         kill(holding.proc)
         with pytest.raises(websockets.ConnectionClosed):
             await read_until_closed(socket)
@@ -338,10 +337,10 @@ async def test_restarting_an_api_process_with_open_websockets_loses_no_notificat
     async with websockets.connect(
         f"{ws}?since={seen[-1]}", subprotocols=["riffle.v1", f"bearer.{alice.token}"]
     ) as socket:
-        missed = [(await next_of(socket, "notification"))["notification"] for _ in range(3)]
-        await next_of(socket, "ready")
+        missed = [(await next_event(socket, "notification", within_s=10))["notification"] for _ in range(3)]
+        await next_event(socket, "ready", within_s=10)
         await like(clips[4], fans[0])
-        live = (await next_of(socket, "notification"))["notification"]
+        live = (await next_event(socket, "notification", within_s=10))["notification"]
     ids = [n["id"] for n in missed] + [live["id"]]
     assert ids == sorted(set(ids))
     assert ids[0] > seen[0]
@@ -360,16 +359,6 @@ async def published_clip_for(conn: asyncpg.Connection, base: str, author: User) 
         r = await http.post("/v1/clips", json={"take_id": take_id}, headers=author.headers)
         assert r.status_code == 201, r.text
     return clip_id
-
-
-async def next_of(socket: Any, kind: str, within_s: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within_s
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no {kind} event"
-        event = json.loads(await asyncio.wait_for(socket.recv(), timeout=remaining))
-        if event["type"] == kind:
-            return dict(event)
 
 
 async def test_a_provider_that_times_out_then_recovers_gets_one_take_charged_once(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -18,23 +16,13 @@ from backend.realtime.service import publish
 from backend.redis_pool import create_redis
 from tests.conftest import make_settings
 from tests.factories import make_draft
-from tests.live import Server, serve, sign_up, stop, wait_ready
+from tests.live import Server, next_event, serve, sign_up, stop, wait_ready
 
 
 @pytest.fixture
 def server(database_url, redis_url, tmp_path) -> Iterator[Server]:
     with Server(make_settings(database_url, redis_url, tmp_path, stream_ping_s=1)) as running:
         yield running
-
-
-async def next_event(socket, kind: str, within_s: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within_s
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no {kind} event"
-        event = json.loads(await asyncio.wait_for(socket.recv(), timeout=remaining))
-        if event["type"] == kind:
-            return event
 
 
 async def test_token_as_subprotocol_or_first_message(server):
