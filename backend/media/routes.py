@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import tempfile
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -12,6 +15,7 @@ from litestar import Controller, Request, Response, delete, get, head, post
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
+from backend.db import Conn
 from backend.errors import (
     BadRequest,
     NotFound,
@@ -23,8 +27,15 @@ from backend.errors import (
 )
 from backend.media import service
 from backend.media.signing import verify_media_signature
-from backend.media.storage import StorageError
-from backend.media.video import InvalidImage, probe_image
+from backend.media.storage import Storage, StorageError
+from backend.media.video import (
+    UPLOAD_VIDEO_TYPES,
+    InvalidImage,
+    InvalidVideo,
+    probe_image,
+    probe_video,
+    video_type_matches,
+)
 from backend.ratelimit import Rule, enforce
 from backend.runtime import ConnDep, LimiterDep, SettingsDep, SigningKeyDep, StorageDep, ViewerDep
 
@@ -145,6 +156,7 @@ class Upload(msgspec.Struct, kw_only=True):
     bytes: int
     width: int | None
     height: int | None
+    duration_ms: int | None = None  # videos
     sha256: str
     url: str
     created_at: datetime
@@ -158,10 +170,38 @@ def _upload(settings: SettingsDep, signing_key: bytes, media: service.Media) -> 
         bytes=media.size,
         width=media.width,
         height=media.height,
+        duration_ms=media.duration_ms,
         sha256=media.sha256.hex(),
         url=service.media_url(settings, signing_key, media.id),
         created_at=media.created_at,
     )
+
+
+async def _store_video(
+    conn: Conn, storage: Storage, owner_id: int, data: bytes, declared_type: str
+) -> service.Media:
+    with tempfile.TemporaryDirectory(prefix="riffle-upload-") as folder:
+        path = Path(folder) / "upload"
+        await asyncio.to_thread(path.write_bytes, data)
+        try:
+            info = await asyncio.to_thread(probe_video, path)
+        except InvalidVideo as exc:
+            raise ValidationFailed(f"the video {exc}", code="invalid_video") from None
+        if not video_type_matches(info, declared_type):
+            raise ValidationFailed(
+                f"the file is not {declared_type} (found {info.container})", code="type_mismatch"
+            )
+        return await service.store_file(
+            conn,
+            storage,
+            owner_id=owner_id,
+            kind="upload",
+            source=path,
+            content_type=declared_type,
+            width=info.width,
+            height=info.height,
+            duration_ms=info.duration_ms,
+        )
 
 
 class UploadController(Controller):
@@ -171,10 +211,12 @@ class UploadController(Controller):
     @post(
         "",
         status_code=201,
-        summary="Upload an image (a reference for generation)",
+        summary="Upload an image (a reference for generation) or a short video (a cameo check)",
         description=(
-            "Send the raw bytes with `Content-Type: image/jpeg | image/png | image/webp`. The image "
-            "is decoded before it is kept; at most `RIFFLE_MAX_UPLOAD_BYTES`."
+            "Send the raw bytes with `Content-Type: image/jpeg | image/png | image/webp | "
+            "video/mp4 | video/quicktime | video/webm`. The file is decoded before it is kept "
+            "(the type is what the bytes are, not what the header says); at most "
+            "`RIFFLE_MAX_UPLOAD_BYTES`."
         ),
         responses=problems(400, 401, 413, 415, 422, 429),
         request_max_body_size=None,  # checked below against the configured upload limit
@@ -190,8 +232,10 @@ class UploadController(Controller):
         signing_key: SigningKeyDep,
     ) -> Upload:
         declared_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if declared_type not in ("image/jpeg", "image/png", "image/webp"):
-            raise UnsupportedMediaType("send a JPEG, PNG or WebP image with its Content-Type")
+        if declared_type not in ("image/jpeg", "image/png", "image/webp", *UPLOAD_VIDEO_TYPES):
+            raise UnsupportedMediaType(
+                "send a JPEG, PNG or WebP image or an MP4, QuickTime or WebM video with its Content-Type"
+            )
         limit = settings.max_upload_bytes
         declared_length = request.headers.get("content-length")
         if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
@@ -204,6 +248,9 @@ class UploadController(Controller):
                 raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
         if not received:
             raise BadRequest("the upload is empty", code="empty_upload")
+        if declared_type in UPLOAD_VIDEO_TYPES:
+            video = await _store_video(conn, storage, viewer.user_id, bytes(received), declared_type)
+            return _upload(settings, signing_key, video)
         try:
             info = probe_image(bytes(received))
         except InvalidImage as exc:

@@ -27,7 +27,14 @@ from backend.media.storage import read_bytes as read_object
 from backend.settings import Settings
 
 MediaKind = Literal["video", "poster", "image", "upload"]
-_EXTENSIONS = {"video/mp4": "mp4", "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+_EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+}
 
 
 class Media(msgspec.Struct, kw_only=True, frozen=True):

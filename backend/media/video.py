@@ -34,6 +34,17 @@ class VideoInfo:
     height: int
     duration_ms: int
     codec: str
+    container: str = ""  # FFmpeg's demuxer names, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+# What a client may upload, by the container FFmpeg finds in the bytes (never by the header).
+UPLOAD_VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"}
+
+
+def video_type_matches(info: VideoInfo, content_type: str) -> bool:
+    """Whether the container FFmpeg found is what ``content_type`` claims."""
+    wanted = UPLOAD_VIDEO_TYPES.get(content_type)
+    return wanted is not None and wanted in info.container.split(",")
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,9 @@ def probe_video(path: Path) -> VideoInfo:
             if not 0 < seconds <= MAX_VIDEO_SECONDS:
                 raise InvalidVideo(f"its length {seconds:.1f} s is out of range")
             next(container.decode(stream))  # the first frame must decode
-            return VideoInfo(width, height, round(seconds * 1000), stream.codec_context.name)
+            return VideoInfo(
+                width, height, round(seconds * 1000), stream.codec_context.name, container.format.name
+            )
     except InvalidVideo:
         raise
     except (av.FFmpegError, StopIteration, OSError, ValueError) as exc:

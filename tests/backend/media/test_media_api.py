@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import struct
+import tempfile
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -144,3 +146,41 @@ async def test_another_users_upload_is_a_404(client, users):
     assert (await client.get(f"/v1/uploads/{item['id']}", headers=alice.headers)).status_code == 404
     url = item["url"].removeprefix("http://127.0.0.1:8000")
     assert (await client.get(url)).status_code == 404  # deleted media stop serving at once
+
+
+def mp4(seconds: int = 2) -> bytes:
+    from backend.generation.providers.local import render_clip
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "v.mp4"
+        render_clip(
+            {"prompt": "reading the words", "seconds": seconds, "width": 144, "height": 256, "seed": 3}, path
+        )
+        return path.read_bytes()
+
+
+async def test_a_short_video_upload_is_probed_and_kept(client, users):
+    alice = await users.make("alice")
+    r = await upload(client, alice.headers, mp4(), "video/mp4")
+    assert r.status_code == 201, r.text
+    item = r.json()
+    assert (item["content_type"], item["width"], item["height"]) == ("video/mp4", 144, 256)
+    assert 1900 <= item["duration_ms"] <= 2100
+    assert (await client.get(item["url"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        ("truncated", "video/mp4", "invalid_video"),
+        ("image", "video/mp4", "invalid_video"),
+        ("mp4", "video/webm", "type_mismatch"),
+    ],
+)
+async def test_bad_videos_are_refused_and_keep_nothing(client, users, conn, body, content_type, code):
+    alice = await users.make("alice")
+    data = {"truncated": mp4()[:600], "image": png(), "mp4": mp4()}[body]
+    r = await upload(client, alice.headers, data, content_type)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == code
+    assert await conn.fetchval("SELECT count(*) FROM media") == 0
