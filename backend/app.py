@@ -41,6 +41,7 @@ from backend.realtime.routes import stream
 from backend.runtime import DEPENDENCIES, Runtime
 from backend.settings import Settings, load_settings
 from backend.worker import BackgroundWorker, Resources, Task, open_resources
+from cameo.routes import CameoController
 from feed import tasks as feed_tasks
 from feed.routes import EventController, FeedController, FeedSignalController
 
@@ -66,6 +67,7 @@ ROUTES: list[Any] = [
     EventController,
     FeedController,
     FeedSignalController,
+    CameoController,
     stream,
 ]
 

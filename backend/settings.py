@@ -150,6 +150,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         ),
     ] = 30.0
 
+    # --- cameos ---
+    cameo_verifier: Annotated[
+        Literal["builtin", "http"],
+        _doc(
+            "Who judges a cameo's liveness video: the built-in checks (then a moderator), or an "
+            "external verification service over HTTP."
+        ),
+    ] = "builtin"
+    cameo_verifier_url: Annotated[str | None, _doc("Base URL of the external verification service.")] = None
+    cameo_verifier_api_key: Annotated[str | None, _doc("API key of the external verification service.")] = (
+        None
+    )
+
     # --- clips, notifications and the stream ---
     comments_per_minute: Annotated[int, _doc("Comments a user may post per minute.", ge=1)] = 10
     stream_ping_s: Annotated[int, _doc("Seconds between keep-alive pings on /v1/stream.", ge=1)] = 20

@@ -27,6 +27,11 @@ Kind = Literal[
     "remix",
     "generation_succeeded",
     "generation_failed",
+    "cameo_request",  # someone asks to use your cameo
+    "cameo_decision",  # your request was approved or denied; a grant was revoked
+    "cameo_used",  # a clip featuring your cameo was published by someone else
+    "cameo_appearance_removed",  # a cameo's owner removed your clip (data says why)
+    "cameo_review",  # your cameo was verified or rejected
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 
