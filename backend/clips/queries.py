@@ -5,8 +5,10 @@ and the keyset condition), and :func:`hydrated` joins what a card shows. ``$1`` 
 viewer's id (NULL for an anonymous caller).
 
 Visibility is answered here because clips own it: published, and public, or the viewer's own,
-or for followers and the viewer follows the author; never across a block in either direction.
-A viewer also sees their own drafts.
+or for followers and the viewer follows the author; never across a block in either direction;
+and, for a clip with cameos, only while each cameo's owner still consents to its author and has
+not removed it (``clip_cameos_ok``, migration 0008; its author still sees it). A viewer also
+sees their own drafts.
 """
 
 VISIBLE = """
@@ -18,7 +20,8 @@ VISIBLE = """
               AND EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = c.author_id)))
      AND NOT EXISTS (SELECT 1 FROM blocks b
                      WHERE (b.blocker_id = c.author_id AND b.blocked_id = $1)
-                        OR (b.blocker_id = $1 AND b.blocked_id = c.author_id)))
+                        OR (b.blocker_id = $1 AND b.blocked_id = c.author_id))
+     AND (c.cameo_ids = '{}' OR c.author_id = $1 OR clip_cameos_ok(c.id, c.author_id, c.cameo_ids)))
     OR (c.status = 'draft' AND c.author_id = $1)
 )
 """
@@ -131,7 +134,7 @@ PUBLISH = """
 UPDATE clips SET status = 'published', caption = $3, hashtags = $4, mentions = $5, visibility = $6,
     allow_remix = $7, allow_comments = $8, published_at = now(), updated_at = now()
 WHERE take_id = $1 AND author_id = $2 AND status = 'draft'
-RETURNING id, parent_id
+RETURNING id, parent_id, cameo_ids, duration_ms
 """
 
 DRAFT_STATE = "SELECT id, status, author_id FROM clips WHERE take_id = $1"

@@ -33,6 +33,7 @@ from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.media.service import media_url
 from backend.notifications import service as notifications
 from backend.settings import Settings
+from cameo import service as cameo
 from moderation.screening import screen_prompt
 
 AI_LABEL = "AI-generated"
@@ -272,6 +273,13 @@ async def publish(conn: Conn, *, viewer_id: int, teen: bool, data: ClipCreate, s
             f"take {data.take_id} is already {state['status']}", code="already_published", field="take_id"
         )
     clip_id, parent_id = row["id"], row["parent_id"]
+    await cameo.on_publish(
+        conn,
+        clip_id=clip_id,
+        author_id=viewer_id,
+        cameo_ids=list(row["cameo_ids"]),
+        duration_ms=row["duration_ms"],
+    )
     if parent_id is not None:
         parent_author = await conn.fetchval(q.BUMP_REMIXES, parent_id, 1)
         if parent_author is not None:

@@ -188,6 +188,7 @@ async def create_generation(
         )
     provider_prompt = data.prompt
     reference_media_id = data.reference_image
+    cameo_ids = list(dict.fromkeys(data.cameo_ids))
     if data.reference_image is not None:
         await _check_reference_image(conn, viewer=viewer, media_id=data.reference_image)
     if data.remix_of is not None:
@@ -195,11 +196,16 @@ async def create_generation(
         provider_prompt = f"{parent.prompt}\n\nRemix instruction: {data.prompt}"
         # The parent's poster seeds the picture for models that take an image.
         reference_media_id = reference_media_id or parent.poster_media_id
-    cameo_rules = await cameo.authorize(
-        conn, user_id=viewer.user_id, cameo_ids=data.cameo_ids, prompt=data.prompt
+        # Whoever appears in the parent appears in the remix: authorised anew, against today's
+        # consent, not the parent's.
+        cameo_ids = list(dict.fromkeys([*cameo_ids, *parent.cameo_ids]))
+    allowed = await cameo.authorize(
+        conn, user_id=viewer.user_id, cameo_ids=cameo_ids, prompt=data.prompt, remix=data.remix_of is not None
     )
-    if cameo_rules:
-        provider_prompt = f"{provider_prompt}\n\n{cameo_rules}"
+    if allowed.prompt_suffix:
+        provider_prompt = f"{provider_prompt}\n\n{allowed.prompt_suffix}"
+    # A cameo goes to the provider only as the reference of this one authorised generation.
+    reference_media_id = reference_media_id or allowed.reference_media_id
     if data.product_id is not None:
         raise ValidationFailed(
             f"unknown product {data.product_id}", code="unknown_product", field="product_id"
@@ -216,7 +222,7 @@ async def create_generation(
         width,
         height,
         data.takes,
-        data.cameo_ids,
+        cameo_ids,
         data.remix_of,
         data.product_id,
         reference_media_id,
