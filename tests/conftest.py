@@ -144,6 +144,17 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture
+async def worker_client(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """An app whose in-process worker runs the jobs (takes, publishing, events), as `riffle serve`
+    does."""
+    settings = make_settings(database_url, redis_url, tmp_path, run_worker=True)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[db.Conn]:
     """A direct connection for factories and for checking what landed in the database."""
     connection = await asyncpg.connect(database_url)

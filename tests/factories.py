@@ -47,7 +47,12 @@ class UserFactory:
 
 
 async def make_draft(
-    conn: Conn, author: User, *, prompt: str = "a red kite over the sea", parent_id: int | None = None
+    conn: Conn,
+    author: User,
+    *,
+    prompt: str = "a red kite over the sea",
+    parent_id: int | None = None,
+    cameo_ids: list[int] | None = None,
 ) -> tuple[int, int]:
     """A finished take and its draft clip, as the generation worker leaves them (without running a
     model): the job, a succeeded take, its video and poster rows, and the draft written by the
@@ -57,11 +62,12 @@ async def make_draft(
     n = next(_seq)
     job_id = await conn.fetchval(
         "INSERT INTO generation_jobs (user_id, prompt, provider_prompt, model, seconds, width, height, "
-        "takes_requested, remix_of, status, finished_at) "
-        "VALUES ($1, $2, $2, 'local', 2, 144, 256, 1, $3, 'succeeded', now()) RETURNING id",
+        "takes_requested, remix_of, status, finished_at, cameo_ids) "
+        "VALUES ($1, $2, $2, 'local', 2, 144, 256, 1, $3, 'succeeded', now(), $4) RETURNING id",
         author.id,
         prompt,
         parent_id,
+        cameo_ids or [],
     )
     media = []
     for kind, content_type, ext in (("video", "video/mp4", "mp4"), ("poster", "image/jpeg", "jpg")):
@@ -102,7 +108,7 @@ async def make_draft(
             duration_ms=2000,
             width=144,
             height=256,
-            cameo_ids=[],
+            cameo_ids=cameo_ids or [],
             product_id=None,
             parent_id=parent_id,
             provenance={"ai_generated": True, "model": "local", "prompt": prompt},
@@ -118,10 +124,11 @@ async def make_clip(
     author: User,
     *,
     parent_id: int | None = None,
+    cameo_ids: list[int] | None = None,
     **publish: Any,
 ) -> dict[str, Any]:
     """A published clip: a draft from :func:`make_draft`, published through the API."""
-    take_id, _ = await make_draft(conn, author, parent_id=parent_id)
+    take_id, _ = await make_draft(conn, author, parent_id=parent_id, cameo_ids=cameo_ids)
     r = await client.post("/v1/clips", json={"take_id": take_id, **publish}, headers=author.headers)
     assert r.status_code == 201, r.text
     return dict(r.json())

@@ -3,7 +3,8 @@ the owner.
 
 Alice owns one of each thing (an upload, a generation, a draft, a public and a followers-only
 clip, a comment, a session). Bob is a stranger, Carol is blocked by Alice, Mo is a moderator
-(moderation has its own routes; the ordinary ones give a moderator no more than anyone else),
+(moderation has its own routes; the ordinary ones give a moderator no more than anyone else,
+but for seeing a cameo that waits for review),
 and the anonymous caller has no token. Each of them tries every read and write below and must
 get what the table says, almost always a 404 so that another user's id reveals nothing; then
 Alice checks that nothing of hers changed. ``test_every_route_with_an_id_is_in_the_matrix``
@@ -93,6 +94,13 @@ async def _scenario(conn, client, users) -> tuple[User, dict[str, User], dict[st
     ids["comment"] = r.json()["id"]
     r = await client.get("/v1/sessions", headers=alice.headers)
     ids["session"] = r.json()["items"][0]["id"]
+    for name, status in (("cameo", "verified"), ("pending_cameo", "pending")):
+        r = await client.post(
+            "/v1/cameos", json={"kind": "person", "display_name": name}, headers=alice.headers
+        )
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+        await conn.execute("UPDATE cameos SET status = $2 WHERE id = $1", ids[name], status)
     return alice, actors, ids
 
 
@@ -138,8 +146,59 @@ def _cases(ids: dict[str, int]) -> list[Case]:
         # Her profile, as the user she blocked sees it.
         Case("GET", "/v1/users/{handle}/clips", "/v1/users/alice/clips", not_blocked),
         Case("PUT", "/v1/users/{handle}/follow", "/v1/users/alice/follow", signed_in_not_blocked),
+        *_cameo_cases(ids),
     ]
     return cases
+
+
+def _cameo_cases(ids: dict[str, int]) -> list[Case]:
+    """Her verified cameo (only she may use it) and a pending one nobody else may even see."""
+    cam, pending, pub = ids["cameo"], ids["pending_cameo"], ids["public"]
+    private = everyone(404, anon=401)
+    path = f"/v1/cameos/{cam}"
+    licence = {"price_minor": 100, "unit": "use", "currency": "EUR"}
+    owner_only = [
+        ("PATCH", "/v1/cameos/{cameo_id}", path, {"consent": "everyone"}),
+        ("DELETE", "/v1/cameos/{cameo_id}", path, None),
+        ("POST", "/v1/cameos/{cameo_id}/challenge", f"/v1/cameos/{pending}/challenge", None),
+        (
+            "POST",
+            "/v1/cameos/{cameo_id}/verification",
+            f"{path}/verification",
+            {"challenge_id": 1, "upload_id": 1},
+        ),
+        ("GET", "/v1/cameos/{cameo_id}/grants", f"{path}/grants", None),
+        ("POST", "/v1/cameos/{cameo_id}/requests/{handle}/approve", f"{path}/requests/bob/approve", None),
+        ("POST", "/v1/cameos/{cameo_id}/requests/{handle}/deny", f"{path}/requests/bob/deny", None),
+        ("PUT", "/v1/cameos/{cameo_id}/grants/{handle}", f"{path}/grants/bob", None),
+        ("DELETE", "/v1/cameos/{cameo_id}/grants/{handle}", f"{path}/grants/bob", None),
+        ("GET", "/v1/cameos/{cameo_id}/appearances", f"{path}/appearances", None),
+        ("DELETE", "/v1/cameos/{cameo_id}/appearances/{clip_id}", f"{path}/appearances/{pub}", None),
+        ("PUT", "/v1/cameos/{cameo_id}/licence", f"{path}/licence", licence),
+        ("DELETE", "/v1/cameos/{cameo_id}/licence", f"{path}/licence", None),
+        ("GET", "/v1/cameos/{cameo_id}/earnings", f"{path}/earnings", None),
+    ]
+    return [
+        Case("GET", "/v1/cameos/{cameo_id}", path, everyone(200, blocked=404)),
+        # A moderator sees a cameo in any state: they review them.
+        Case("GET", "/v1/cameos/{cameo_id}", f"/v1/cameos/{pending}", everyone(404, moderator=200)),
+        # Asking is open to anyone who can see it; this one is hers alone, so the answer says so.
+        Case(
+            "POST",
+            "/v1/cameos/{cameo_id}/requests",
+            f"{path}/requests",
+            everyone(403, anon=401, blocked=404),
+            {"note": "please"},
+        ),
+        Case(
+            "POST",
+            "/v1/cameos/{cameo_id}/review",
+            f"/v1/cameos/{pending}/review",
+            everyone(404, anon=401, moderator=409),  # not waiting for review
+            {"decision": "verify", "reason": "looks right"},
+        ),
+        *(Case(m, t, p, private, b) for m, t, p, b in owner_only),
+    ]
 
 
 async def test_nobody_reads_or_changes_what_is_not_theirs(client, users, conn):
@@ -173,6 +232,8 @@ async def test_nobody_reads_or_changes_what_is_not_theirs(client, users, conn):
     comments = (await client.get(f"/v1/clips/{ids['public']}/comments", headers=alice.headers)).json()
     assert [c["id"] for c in comments["items"]] == [ids["comment"]]
     assert (await client.get("/v1/me", headers=alice.headers)).status_code == 200  # session intact
+    cameo = (await client.get(f"/v1/cameos/{ids['cameo']}", headers=alice.headers)).json()
+    assert (cameo["consent"], cameo["licence"]) == ("only_me", None)
 
 
 async def test_every_route_with_an_id_is_in_the_matrix(client, users, conn):

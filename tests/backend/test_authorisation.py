@@ -56,6 +56,25 @@ PROTECTED = [
     ("DELETE", "/v1/clips/{clip_id}/not-interested"),
     ("POST", "/v1/users/{handle}/hide"),
     ("DELETE", "/v1/users/{handle}/hide"),
+    ("POST", "/v1/cameos"),
+    ("GET", "/v1/cameos"),
+    ("GET", "/v1/cameos/review-queue"),
+    ("PATCH", "/v1/cameos/{cameo_id}"),
+    ("DELETE", "/v1/cameos/{cameo_id}"),
+    ("POST", "/v1/cameos/{cameo_id}/challenge"),
+    ("POST", "/v1/cameos/{cameo_id}/verification"),
+    ("POST", "/v1/cameos/{cameo_id}/review"),
+    ("POST", "/v1/cameos/{cameo_id}/requests"),
+    ("GET", "/v1/cameos/{cameo_id}/grants"),
+    ("POST", "/v1/cameos/{cameo_id}/requests/{handle}/approve"),
+    ("POST", "/v1/cameos/{cameo_id}/requests/{handle}/deny"),
+    ("PUT", "/v1/cameos/{cameo_id}/grants/{handle}"),
+    ("DELETE", "/v1/cameos/{cameo_id}/grants/{handle}"),
+    ("GET", "/v1/cameos/{cameo_id}/appearances"),
+    ("DELETE", "/v1/cameos/{cameo_id}/appearances/{clip_id}"),
+    ("PUT", "/v1/cameos/{cameo_id}/licence"),
+    ("DELETE", "/v1/cameos/{cameo_id}/licence"),
+    ("GET", "/v1/cameos/{cameo_id}/earnings"),
 ]
 
 PUBLIC = {
@@ -80,6 +99,7 @@ PUBLIC = {
     ("GET", "/v1/users/{handle}/clips"),
     ("GET", "/c/{clip_id}"),  # the share page
     ("GET", "/v1/feed/for-you"),  # signed out: trending and new
+    ("GET", "/v1/cameos/{cameo_id}"),  # a verified cameo, so people can ask to use it
 }
 
 

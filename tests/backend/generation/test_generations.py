@@ -8,7 +8,6 @@ import hashlib
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ BODY = {"prompt": "a corgi surfing at sunset", "model": "local", "seconds": 2, "
 
 def key() -> dict[str, str]:
     return {"Idempotency-Key": f"test-{uuid.uuid4().hex}"}
-
-
-@pytest.fixture
-async def worker_client(database_url, redis_url, tmp_path) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """An app whose in-process worker runs the takes, as `riffle serve` does."""
-    settings = make_settings(database_url, redis_url, tmp_path, run_worker=True)
-    async with AsyncTestClient(app=create_app(settings)) as client:
-        yield client
 
 
 async def wait_for(
