@@ -190,6 +190,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     embedding_model: Annotated[str, _doc("Embedding model name (asked for 256 dimensions).")] = (
         "text-embedding-3-small"
     )
+    feed_behaviour_window_days: Annotated[
+        int,
+        _doc("Days of events the hourly behaviour-vector rebuild learns co-engagement from.", ge=1, le=365),
+    ] = 30
     feed_weight_similarity: Annotated[
         float, _doc("Ranker weight of closeness to the viewer's tastes.", ge=0)
     ] = 1.0

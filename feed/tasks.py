@@ -10,7 +10,7 @@ from saq import CronJob
 
 from backend.db import Conn, transaction
 from backend.worker import Resources, Task, resources
-from feed import service
+from feed import behaviour, service
 from feed.ingest import EventConsumer
 
 log = structlog.get_logger()
@@ -58,6 +58,16 @@ async def event_partitions(ctx: dict[str, Any]) -> list[str]:
     return made
 
 
-TASKS: list[Task] = [embed_clip, event_partitions]
-CRON: list[CronJob[Any]] = [CronJob(event_partitions, cron="7 3 * * *", unique=True)]
+async def rebuild_behaviour(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Hourly: behaviour vectors and embeddings recomputed from co-engagement (feed.behaviour)."""
+    res = resources(ctx)
+    done = await behaviour.rebuild(res.pool, window_days=res.settings.feed_behaviour_window_days)
+    return dict(done.__dict__)
+
+
+TASKS: list[Task] = [embed_clip, event_partitions, rebuild_behaviour]
+CRON: list[CronJob[Any]] = [
+    CronJob(event_partitions, cron="7 3 * * *", unique=True),
+    CronJob(rebuild_behaviour, cron="23 * * * *", unique=True, timeout=1800),
+]
 LOOPS = [consume_events]
