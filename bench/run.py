@@ -39,6 +39,7 @@ class Bench:
 BENCHES: tuple[Bench, ...] = (
     Bench("generation", "Generation pipeline", ("--jobs", "200", "--users", "20")),
     Bench("stream", "Realtime stream", ("--sockets", "2000", "--users", "200", "--rounds", "10")),
+    Bench("rec_quality", "Recommendation quality", ()),
 )
 
 
