@@ -14,9 +14,10 @@ WHERE c.id = ANY($1::bigint[]) AND c.status IN ('draft', 'published')
 """
 
 SAVE_CONTENT = """
-INSERT INTO clip_vectors (clip_id, content, embedding) VALUES ($1, $2, $3)
+INSERT INTO clip_vectors (clip_id, content, embedding, teen_safe) VALUES ($1, $2, $3, $4)
 ON CONFLICT (clip_id) DO UPDATE
-    SET content = EXCLUDED.content, embedding = EXCLUDED.embedding, updated_at = now()
+    SET content = EXCLUDED.content, embedding = EXCLUDED.embedding, teen_safe = EXCLUDED.teen_safe,
+        updated_at = now()
 """
 
 PREFERENCES = "SELECT text, more, fewer, updated_at FROM feed_preferences WHERE user_id = $1"
@@ -96,6 +97,7 @@ WHERE c.id = ANY($2::bigint[]) AND c.status = 'published' AND {visible}
                   AND (m.until IS NULL OR m.until > now()))
   AND NOT EXISTS (SELECT 1 FROM not_interested n WHERE n.user_id = $1 AND n.clip_id = c.id)
   AND NOT EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $1 AND l.clip_id = c.id)
+  AND (v.teen_safe OR NOT $3::boolean)
 """
 
 RECENT_LIKES = """

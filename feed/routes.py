@@ -105,6 +105,7 @@ class FeedController(Controller):
             cursor=cursor,
             limit=limit,
             signer=Signer(settings, signing_key),
+            teen=maybe_viewer.is_teen if maybe_viewer else True,
         )
 
     @get("/following", summary="Newest clips from accounts you follow", responses=problems(400, 401))

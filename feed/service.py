@@ -35,6 +35,7 @@ from feed.encoder import Encoder
 from feed.ingest import keys
 from feed.schemas import FeedItem, FeedPage, Preferences, PreferencesIn
 from feed.store import StoredEvent, blend, store_events
+from moderation.screening import screen_prompt
 
 SEEN_TTL_S = 7 * 86400
 TRENDING_HOURS = 24
@@ -61,7 +62,8 @@ async def embed_clips(conn: Conn, encoder: Encoder, clip_ids: list[int]) -> int:
     for row, content in zip(rows, vectors, strict=True):
         behaviour = row["behaviour"].to_numpy() if row["behaviour"] is not None else None
         embedding = blend(content, behaviour, int(row["engaged"]))
-        await conn.execute(q.SAVE_CONTENT, row["id"], content, embedding)
+        teen_safe = screen_prompt(f"{row['prompt']} {row['caption']}", teen=True).allowed
+        await conn.execute(q.SAVE_CONTENT, row["id"], content, embedding, teen_safe)
     return len(rows)
 
 
@@ -291,14 +293,14 @@ def spread(ranked: list[Candidate], *, exploration: float, rng: random.Random) -
 
 
 async def _rank(
-    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int]
+    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int], teen: bool = True
 ) -> list[Candidate]:
     found = await _gather(conn, redis, settings, viewer_id)
     seen: set[int] = set()
     if viewer_id is not None:
         seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
     ids = [c for c in found if c not in exclude and c not in seen]
-    rows = await conn.fetch(q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids)
+    rows = await conn.fetch(q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids, teen)
     liked = await conn.fetch(q.RECENT_LIKES, viewer_id) if viewer_id is not None else []
     now = time.time()
     ranked = []
@@ -337,7 +339,10 @@ async def for_you(
     cursor: str | None,
     limit: int,
     signer: Signer,
+    teen: bool = True,
 ) -> FeedPage:
+    """A page of the For You feed. ``teen``: only teen-safe clips (teen viewers, and anyone
+    signed out, whose age is unknown)."""
     kind = f"feed:{viewer_id or 'anonymous'}"
     if cursor:
         try:
@@ -356,7 +361,7 @@ async def for_you(
     while len(items) < limit:
         raw = await redis.lrange(key, offset, offset + limit - len(items) - 1)
         if not raw:
-            if not await _refill(conn, redis, settings, key, viewer_id):
+            if not await _refill(conn, redis, settings, key, viewer_id, teen=teen):
                 break
             continue
         entries = [msgspec.msgpack.decode(cast(bytes, r), type=_Entry) for r in raw]
@@ -376,11 +381,13 @@ async def for_you(
     return FeedPage(items=items, next_cursor=cursors.encode(kind, [session_id, offset]) if more else None)
 
 
-async def _refill(conn: Conn, redis: Redis, settings: Settings, key: str, viewer_id: int | None) -> bool:
+async def _refill(
+    conn: Conn, redis: Redis, settings: Settings, key: str, viewer_id: int | None, *, teen: bool
+) -> bool:
     """Rank more candidates into the session, leaving out everything it already holds."""
     raw = await redis.lrange(key, 0, -1)
     held = {msgspec.msgpack.decode(cast(bytes, r), type=_Entry).clip_id for r in raw}
-    ranked = await _rank(conn, redis, settings, viewer_id, exclude=held)
+    ranked = await _rank(conn, redis, settings, viewer_id, exclude=held, teen=teen)
     if not ranked:
         return False
     await redis.rpush(key, *[msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c))) for c in ranked])

@@ -210,3 +210,14 @@ def test_exploration_takes_its_share_of_places_and_authors_are_spread():
     top = [c for c in order[:20] if c.clip_id < 200]
     assert all(a.author_id != b.author_id for a, b in itertools.pairwise(top))
     assert len(spread(liked + unknown, exploration=0.0, rng=random.Random(7))) == 50
+
+
+async def test_teen_viewers_and_signed_out_viewers_get_only_teen_safe_clips(client, users, conn):
+    author = await users.make("author")
+    safe = await publish_all(conn, client, author, COOKING[:2])
+    adult_only = await publish_all(conn, client, author, ["beach day in a tiny bikini #summer"])
+    teen = await users.make("teen", birth_year=datetime.now(UTC).year - 15)
+    adult = await users.make("adult", birth_year=1990)
+    assert {c for c, _ in await pages(client, adult.headers)} == set(safe + adult_only)
+    assert {c for c, _ in await pages(client, teen.headers)} == set(safe)
+    assert {c for c, _ in await pages(client, {})} == set(safe)
