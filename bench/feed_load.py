@@ -29,6 +29,7 @@ import hashlib
 import json
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -206,11 +207,23 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
         await run_for(connections, min(2.0, seconds), bare)  # warm-up: connections, caches
         rec.latencies.clear()
 
+        def profile(name: str) -> None:
+            """py-spy on the server through the next phase (``--profile DIR``), to find hot spots."""
+            if config.get("profile") and server_pid:
+                spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+                subprocess.Popen(
+                    [spy, "record", "--pid", str(server_pid), "--duration", str(int(seconds)),
+                     "--format", "raw", "--nonblocking", "--output", f"{config['profile']}/{name}.txt"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+
         def measured(name: str, wall: float, cpu_before: float | None) -> None:
             out[name] = rec.summary(name, wall)
             if server_pid and cpu_before is not None:
                 out[name]["server_cpu_share"] = round((cpu_seconds(server_pid) - cpu_before) / wall, 2)
 
+        profile("bare")
         cpu = cpu_seconds(server_pid) if server_pid else None
         measured("bare", await run_for(connections, seconds, bare), cpu)
 
@@ -227,6 +240,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 sessions.append((token, cursor, 1))
             return True
 
+        profile("first_page")
         cpu = cpu_seconds(server_pid) if server_pid else None
         measured("first_page", await run_for(connections, seconds, first), cpu)
 
@@ -243,6 +257,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 sessions.append((token, cursor, pages + 1))
             return True
 
+        profile("later_page")
         cpu = cpu_seconds(server_pid) if server_pid else None
         measured("later_page", await run_for(connections, seconds, later), cpu)
 
@@ -305,11 +320,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--viewers", type=int, default=2048)
+    parser.add_argument("--profile", help="record py-spy profiles of the server per phase into this folder")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         print(json.dumps(asyncio.run(client(json.loads(sys.stdin.read())))))
         return
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
 
     before = machine()
     with servers(durable_redis=False) as svc:
@@ -325,6 +343,7 @@ def main() -> None:
                         "seconds": args.seconds,
                         "viewers": viewers,
                         "server_pid": server.pid,
+                        "profile": str(Path(args.profile).resolve()) if args.profile else None,
                     }
                 )
         finally:

@@ -59,6 +59,9 @@ async def test_seed_fills_every_table_consistently(seeded, database_url):
             )
             == 1
         )
+        # Engaged clips carry a behaviour vector, and their indexed embedding has left pure content.
+        assert await conn.fetchval("SELECT count(*) FROM clip_vectors WHERE behaviour IS NOT NULL") > 100
+        assert await conn.fetchval("SELECT count(*) FROM clip_vectors WHERE embedding <> content") > 100
         assert await conn.fetchval("SELECT sum(impressions) FROM clip_stats") == await conn.fetchval(
             "SELECT count(*) FROM events WHERE type = 'impression'"
         )
