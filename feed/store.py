@@ -205,6 +205,9 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
     # Viewers first: their new interest is what they bring to the clips they engaged with.
     interest: dict[int, np.ndarray] = {}
     saved_users: list[tuple[int, np.ndarray, float]] = []
+    by_user: dict[int, list[Any]] = defaultdict(list)  # once, not a scan of the batch per viewer
+    for event in new:
+        by_user[event["user_id"]].append(event)
     for user_id in user_ids:
         row = users.get(user_id)
         if row is not None and row["interest"] is not None:
@@ -214,7 +217,7 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
         else:
             vector, weight = np.zeros(256, dtype=np.float32), 0.0
         moved = False
-        for event in (e for e in new if e["user_id"] == user_id):
+        for event in by_user[user_id]:
             clip = clips.get(event["clip_id"])
             if clip is None or clip["content"] is None:
                 continue
