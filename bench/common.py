@@ -203,3 +203,47 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used so far (from /proc, Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_pids(servers: Servers) -> dict[str, int]:
+    """The postmaster (its backends are its children) and Redis of this run, when we started them."""
+    pids: dict[str, int] = {}
+    pidfile = BENCH_DIR / "pg" / "postmaster.pid"
+    if servers.admin_url is not None and pidfile.exists():
+        pids["postmaster"] = int(pidfile.read_text().split()[0])
+    for server in servers.started:
+        proc = getattr(server, "_proc", None)
+        if isinstance(server, EmbeddedRedis) and proc is not None:
+            pids["redis"] = proc.pid
+    return pids
+
+
+def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by this run's PostgreSQL (postmaster and every backend), Redis
+    and API server (``pids``: postmaster, redis, server); other processes on the machine (other
+    sessions' databases) are left out."""
+    totals = {name: 0.0 for name in pids if name != "postmaster"}
+    if "postmaster" in pids:
+        totals["postgres"] = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        pid, ppid = int(entry.name), int(fields[1])
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if "postmaster" in pids and pids["postmaster"] in (pid, ppid):
+            totals["postgres"] += used
+        for name, wanted in pids.items():
+            if name != "postmaster" and pid == wanted:
+                totals[name] += used
+    return totals
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """Average cores each process group used between two cpu_by_process() readings."""
+    return {name: round((after[name] - before.get(name, 0.0)) / wall, 2) for name in after}

@@ -44,7 +44,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_seconds, machine, ms, percentile, serve, servers
+from common import bench_pids, cores_used, cpu_by_process, machine, ms, percentile, serve, servers
 from seed import ensure_seeded
 
 from backend.redis_pool import create_redis
@@ -189,6 +189,11 @@ async def run_for(connections: int, seconds: float, work: Callable[[], Awaitable
 _page = msgspec.json.Decoder(dict[str, Any])
 
 
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def client(config: dict[str, Any]) -> dict[str, Any]:
     base, connections, seconds = config["base"], config["connections"], config["seconds"]
     viewers: list[str] = [token for _, token in config["viewers"]]
@@ -197,6 +202,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     server_pid = config.get("server_pid")
+    pids: dict[str, int] = config.get("pids", {}) | ({"server": server_pid} if server_pid else {})
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
 
@@ -218,13 +224,14 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                     stderr=subprocess.DEVNULL,
                 )  # fmt: skip
 
-        def measured(name: str, wall: float, cpu_before: float | None) -> None:
+        def measured(name: str, wall: float, cpu_before: dict[str, float] | None) -> None:
             out[name] = rec.summary(name, wall)
-            if server_pid and cpu_before is not None:
-                out[name]["server_cpu_share"] = round((cpu_seconds(server_pid) - cpu_before) / wall, 2)
+            if cpu_before is not None:
+                used = cores_used(cpu_before, cpu_by_process(pids) | {"client": client_cpu()}, wall)
+                out[name]["cores_used"] = used
 
         profile("bare")
-        cpu = cpu_seconds(server_pid) if server_pid else None
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
         measured("bare", await run_for(connections, seconds, bare), cpu)
 
         # First pages: each connection opens sessions for viewers taken in turn.
@@ -241,7 +248,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
             return True
 
         profile("first_page")
-        cpu = cpu_seconds(server_pid) if server_pid else None
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
         measured("first_page", await run_for(connections, seconds, first), cpu)
 
         async def later() -> bool:
@@ -258,7 +265,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
             return True
 
         profile("later_page")
-        cpu = cpu_seconds(server_pid) if server_pid else None
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
         measured("later_page", await run_for(connections, seconds, later), cpu)
 
         # Viewers: a first page, then nine more, again and again.
@@ -274,7 +281,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 body = await fetch(http, rec, "session_later", f"{feed}&cursor={cursor}", token)
             return True
 
-        cpu = cpu_seconds(server_pid) if server_pid else None
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
         wall = await run_for(connections, seconds, viewer)
         measured("session_first", wall, cpu)
         measured("session_later", wall, None)
@@ -343,6 +350,7 @@ def main() -> None:
                         "seconds": args.seconds,
                         "viewers": viewers,
                         "server_pid": server.pid,
+                        "pids": bench_pids(svc),
                         "profile": str(Path(args.profile).resolve()) if args.profile else None,
                     }
                 )

@@ -35,7 +35,19 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATABASE, Servers, machine, ms, percentile, serve, servers, with_database
+from common import (
+    DATABASE,
+    Servers,
+    bench_pids,
+    cores_used,
+    cpu_by_process,
+    machine,
+    ms,
+    percentile,
+    serve,
+    servers,
+    with_database,
+)
 from feed_load import sign_in
 from seed import ensure_seeded
 
@@ -136,7 +148,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
 
 
 async def measure(
-    svc: Servers, base: str, viewers: list[tuple[int, str]], events: int, connections: int
+    svc: Servers, base: str, server_pid: int, viewers: list[tuple[int, str]], events: int, connections: int
 ) -> dict:
     run = f"ld{int(time.time())}"
     users = [u for u, _ in viewers]
@@ -154,6 +166,8 @@ async def measure(
             "clip_ids": clip_ids,
             "run": run,
         }
+        pids = bench_pids(svc) | {"server": server_pid}
+        cpu_start = cpu_by_process(pids)
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -179,6 +193,7 @@ async def measure(
             print(err.decode(), file=sys.stderr)
         sent = json.loads(out)
         sent_at = time.perf_counter() - started
+        cpu_sent = cpu_by_process(pids)
         # Drain: wait until every accepted event is in PostgreSQL (or nothing moves for 60 s).
         stored, last_move = 0, time.perf_counter()
         while True:
@@ -190,6 +205,7 @@ async def measure(
                 break
             await asyncio.sleep(0.1)
         done_at = timeline[-1][0] if timeline else sent_at
+        cpu_done = cpu_by_process(pids)
         distinct = await conn.fetchval(
             "SELECT count(DISTINCT (user_id, client_event_id)) FROM events "
             "WHERE user_id = ANY($1::bigint[]) AND client_event_id LIKE $2",
@@ -213,6 +229,8 @@ async def measure(
         "steady_stored_events_per_s": steady,
         "max_stream_backlog": max((t[2] for t in timeline), default=0),
         "drain_after_last_request_s": round(max(0.0, done_at - sent_at), 2),
+        "cores_used_while_sending": cores_used(cpu_start, cpu_sent, sent_at),
+        "cores_used_while_draining": cores_used(cpu_sent, cpu_done, max(done_at - sent_at, 1e-9)),
     }
 
 
@@ -236,7 +254,9 @@ def main() -> None:
         try:
             viewers = asyncio.run(sign_in(svc.database_url, args.users))
             with serve(svc) as server:
-                result = asyncio.run(measure(svc, server.base, viewers, args.events, args.connections))
+                result = asyncio.run(
+                    measure(svc, server.base, server.pid, viewers, args.events, args.connections)
+                )
         finally:
             if svc.admin_url is not None:
                 asyncio.run(drop_copy(svc.admin_url))

@@ -196,7 +196,8 @@ async def taste_vector(conn: Conn, user_id: int) -> np.ndarray | None:
 
 async def _gather(
     conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None
-) -> dict[int, Candidate]:
+) -> tuple[dict[int, Candidate], np.ndarray | None]:
+    """Candidates from every source, and the viewer's taste (None when they have none)."""
     found: dict[int, Candidate] = {}
 
     def add(clip_id: int, reason: str, similarity: float = 0.0) -> None:
@@ -221,11 +222,7 @@ async def _gather(
         add(clip_id, "trending")
     for row in await conn.fetch(q.FRESH, SOURCE_LIMIT):
         add(row["id"], "new")
-    if taste is not None and found:
-        # Similarity for candidates that did not come from the index.
-        for row in await conn.fetch(q.SIMILARITY, taste, [c for c, v in found.items() if not v.similarity]):
-            found[row["clip_id"]].similarity = float(row["similarity"])
-    return found
+    return found, taste
 
 
 def _score(cand: Candidate, row: Any, settings: Settings, now: float) -> float:
@@ -303,7 +300,7 @@ def spread(
 async def _rank(
     conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int]
 ) -> list[Candidate]:
-    found = await _gather(conn, redis, settings, viewer_id)
+    found, taste = await _gather(conn, redis, settings, viewer_id)
     seen: set[int] = set()
     if viewer_id is not None:
         seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
@@ -318,6 +315,12 @@ async def _rank(
         cand = found[row["id"]]
         cand.author_id = row["author_id"]
         cand.hashtags = tuple(row["hashtags"])
+        if taste is not None and not cand.similarity and row["embedding"] is not None:
+            # Candidates that did not come from the index: cosine here, from the vector the
+            # features query already returned (it was one more query per first page).
+            vector = row["embedding"].to_numpy()
+            norm = float(np.linalg.norm(vector))
+            cand.similarity = float(vector @ taste) / norm if norm > 1e-9 else 0.0
         cand.score = _score(cand, row, settings, now)
         if "taste" in cand.reasons and liked_vectors is not None and row["embedding"] is not None:
             closeness = liked_vectors @ row["embedding"].to_numpy()

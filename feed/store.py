@@ -106,7 +106,14 @@ LEFT JOIN clip_vectors v ON v.clip_id = c.id
 LEFT JOIN clip_stats s ON s.clip_id = c.id
 WHERE c.id = ANY($1::bigint[])
 ORDER BY c.id
-FOR UPDATE OF c
+"""
+
+# Every clip a batch touches, locked in id order before anything else is written, so that
+# consumers storing batches side by side (one per worker process) wait for each other on a
+# shared clip instead of deadlocking, and a clip's behaviour is never updated twice from the
+# same starting point.
+_LOCK_CLIPS = """
+SELECT id FROM clips WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
 
 _USERS = """
@@ -171,6 +178,7 @@ async def store_events(conn: Conn, events: Sequence[StoredEvent]) -> int:
     new = await conn.fetch(_INSERT_NEW)
     if not new:
         return 0
+    await conn.execute(_LOCK_CLIPS, sorted({row["clip_id"] for row in new}))
     await _bump_stats(conn, new)
     await _move_vectors(conn, new)
     return len(new)
