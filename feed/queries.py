@@ -52,11 +52,6 @@ ORDER BY v.embedding::halfvec(256) <=> $2::vector(256)::halfvec(256)
 LIMIT $3
 """
 
-SIMILARITY = """
-SELECT clip_id, 1 - (embedding <=> $1::vector(256)) AS similarity
-FROM clip_vectors WHERE clip_id = ANY($2::bigint[])
-"""
-
 FOLLOWED_RECENT = """
 SELECT c.id FROM follows f
 JOIN clips c ON c.author_id = f.followee_id AND c.status = 'published'

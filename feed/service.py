@@ -41,6 +41,9 @@ SEEN_TTL_S = 7 * 86400
 TRENDING_HOURS = 24
 TRENDING_DECAY = 0.9  # per hour
 SOURCE_LIMIT = 150
+# HNSW candidate list size for the taste query; recall@100 against exact search is measured by
+# bench/ann_recall.py (docs/BENCHMARKS.md).
+EF_SEARCH = 200
 AUTHOR_REPEAT_PENALTY = 0.25  # the same author twice in a row
 AUTHOR_NEARBY_PENALTY = 0.1  # the same author within three places
 TOPIC_REPEAT_PENALTY = 0.05  # per hashtag shared with the last two clips
@@ -162,7 +165,7 @@ async def trending_ids(redis: Redis, prefix: str, *, limit: int) -> list[int]:
 # --- For You --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: `remaining.remove(...)` must not compare every field
 class Candidate:
     clip_id: int
     reasons: set[str] = field(default_factory=set)
@@ -195,17 +198,20 @@ async def taste_vector(conn: Conn, user_id: int) -> np.ndarray | None:
 
 async def _gather(
     conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None
-) -> dict[int, Candidate]:
+) -> tuple[dict[int, Candidate], np.ndarray | None]:
+    """Candidates from every source, and the viewer's taste (None when they have none)."""
     found: dict[int, Candidate] = {}
 
     def add(clip_id: int, reason: str, similarity: float = 0.0) -> None:
-        cand = found.setdefault(clip_id, Candidate(clip_id))
+        cand = found.get(clip_id)
+        if cand is None:  # (setdefault built a Candidate per call: 9% of a first page's CPU)
+            cand = found[clip_id] = Candidate(clip_id)
         cand.reasons.add(reason)
         cand.similarity = max(cand.similarity, similarity)
 
     taste = await taste_vector(conn, viewer_id) if viewer_id is not None else None
     if taste is not None:
-        await conn.execute("SET LOCAL hnsw.ef_search = 200")
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         for row in await conn.fetch(q.NEAREST, viewer_id, taste, SOURCE_LIMIT):
             add(row["clip_id"], "taste", float(row["similarity"]))
@@ -218,11 +224,7 @@ async def _gather(
         add(clip_id, "trending")
     for row in await conn.fetch(q.FRESH, SOURCE_LIMIT):
         add(row["id"], "new")
-    if taste is not None and found:
-        # Similarity for candidates that did not come from the index.
-        for row in await conn.fetch(q.SIMILARITY, taste, [c for c, v in found.items() if not v.similarity]):
-            found[row["clip_id"]].similarity = float(row["similarity"])
-    return found
+    return found, taste
 
 
 def _score(cand: Candidate, row: Any, settings: Settings, now: float) -> float:
@@ -253,16 +255,19 @@ def _reason(cand: Candidate) -> str:
     return "new"
 
 
-def spread(ranked: list[Candidate], *, exploration: float, rng: random.Random) -> list[Candidate]:
+def spread(
+    ranked: list[Candidate], *, exploration: float, rng: random.Random, limit: int | None = None
+) -> list[Candidate]:
     """Order for the session: best first, with variety (soft penalties for an author or topics
     repeating nearby); an ``exploration`` share of places (every n-th) goes to a random
-    candidate outside the viewer's known tastes (new or trending, low similarity)."""
+    candidate outside the viewer's known tastes (new or trending, low similarity). ``ranked``
+    must be best first; at most ``limit`` are placed."""
     explore_pool = [c for c in ranked if c.similarity < 0.2 and c.reasons & {"new", "trending"}]
     rng.shuffle(explore_pool)
     every = round(1 / exploration) if exploration > 0 else 0  # every n-th place explores
     remaining = list(ranked)
     out: list[Candidate] = []
-    while remaining:
+    while remaining and (limit is None or len(out) < limit):
         if explore_pool and every and (len(out) + 1) % every == 0:
             pick = explore_pool.pop()
             if pick in remaining:
@@ -275,6 +280,8 @@ def spread(ranked: list[Candidate], *, exploration: float, rng: random.Random) -
         recent_tags = {t for c in out[-2:] for t in c.hashtags}
         best, best_value = None, -math.inf
         for cand in remaining[:50]:
+            if cand.score <= best_value:
+                break  # best first and penalties only subtract: nothing further can do better
             # Soft penalties: a much better clip still comes next, a near tie goes to variety.
             value = cand.score - (
                 AUTHOR_REPEAT_PENALTY
@@ -295,29 +302,37 @@ def spread(ranked: list[Candidate], *, exploration: float, rng: random.Random) -
 async def _rank(
     conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int], teen: bool = True
 ) -> list[Candidate]:
-    found = await _gather(conn, redis, settings, viewer_id)
+    found, taste = await _gather(conn, redis, settings, viewer_id)
     seen: set[int] = set()
     if viewer_id is not None:
         seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
     ids = [c for c in found if c not in exclude and c not in seen]
     rows = await conn.fetch(q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids, teen)
     liked = await conn.fetch(q.RECENT_LIKES, viewer_id) if viewer_id is not None else []
+    # One matrix of what they liked, so "because you liked …" is one product per candidate.
+    liked_vectors = np.stack([like["embedding"].to_numpy() for like in liked]) if liked else None
     now = time.time()
     ranked = []
     for row in rows:
         cand = found[row["id"]]
         cand.author_id = row["author_id"]
         cand.hashtags = tuple(row["hashtags"])
+        if taste is not None and not cand.similarity and row["embedding"] is not None:
+            # Candidates that did not come from the index: cosine here, from the vector the
+            # features query already returned (it was one more query per first page).
+            vector = row["embedding"].to_numpy()
+            norm = float(np.linalg.norm(vector))
+            cand.similarity = float(vector @ taste) / norm if norm > 1e-9 else 0.0
         cand.score = _score(cand, row, settings, now)
-        if "taste" in cand.reasons and liked and row["embedding"] is not None:
-            vec = row["embedding"].to_numpy()
-            best = max(liked, key=lambda like: float(vec @ like["embedding"].to_numpy()))
-            if float(vec @ best["embedding"].to_numpy()) > 0.5:
-                cand.liked_near = (best["caption"] or best["prompt"])[:40]
+        if "taste" in cand.reasons and liked_vectors is not None and row["embedding"] is not None:
+            closeness = liked_vectors @ row["embedding"].to_numpy()
+            best = int(np.argmax(closeness))
+            if float(closeness[best]) > 0.5:
+                cand.liked_near = (liked[best]["caption"] or liked[best]["prompt"])[:40]
         ranked.append(cand)
     ranked.sort(key=lambda c: c.score, reverse=True)
     rng = random.Random(secrets.randbits(32))  # noqa: S311 (exploration, not security)
-    return spread(ranked, exploration=settings.feed_exploration, rng=rng)[: settings.feed_session_size]
+    return spread(ranked, exploration=settings.feed_exploration, rng=rng, limit=settings.feed_session_size)
 
 
 class _Entry(msgspec.Struct, array_like=True):
@@ -355,11 +370,18 @@ async def for_you(
     else:
         session_id, offset = secrets.token_urlsafe(12), 0
     key = _session_key(settings, session_id)
-    if cursor and not await redis.exists(key):
-        raise BadRequest("this feed session has expired; start again without a cursor", code="feed_expired")
     items: list[FeedItem] = []
     while len(items) < limit:
-        raw = await redis.lrange(key, offset, offset + limit - len(items) - 1)
+        # One round trip reads the page and keeps the session alive; EXPIRE answers 0 when the
+        # session is gone, which for a cursor means it expired.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(key, offset, offset + limit - len(items) - 1)
+            pipe.expire(key, settings.feed_session_ttl_s)
+            raw, alive = await pipe.execute()
+        if cursor and not alive:
+            raise BadRequest(
+                "this feed session has expired; start again without a cursor", code="feed_expired"
+            )
         if not raw:
             if not await _refill(conn, redis, settings, key, viewer_id, teen=teen):
                 break
@@ -370,7 +392,6 @@ async def for_you(
             conn, viewer_id=viewer_id, clip_ids=[e.clip_id for e in entries], signer=signer
         )
         items += [FeedItem(clip=shown[e.clip_id], reason=e.reason) for e in entries if e.clip_id in shown]
-    await redis.expire(key, settings.feed_session_ttl_s)
     if viewer_id is not None and items:
         seen = keys(settings.redis_prefix)("seen", viewer_id)
         async with redis.pipeline(transaction=False) as pipe:

@@ -1,0 +1,373 @@
+"""For You under load: 64 concurrent connections on one `riffle serve` process, against the
+seeded data set (bench/seed.py), compared with a bare JSON route on the same server.
+
+One server process (uvicorn, API and background worker, as `riffle serve` runs by default) on
+the seeded database; the load comes from a separate client process (aiohttp, 64 keep-alive
+connections, each sending its next request when the previous answer arrives). Signed-in
+viewers are seeded users with a session row inserted directly (the token's SHA-256, as
+sign-in stores it); their seen sets and the trending buckets are loaded into Redis from the
+seeded events, as the event consumer would have left them. Phases, in order:
+
+1. bare: `GET /healthz` (no I/O), the ceiling for this server, client and machine;
+2. first pages: every connection opens new feed sessions (`GET /v1/feed/for-you`, no cursor);
+3. later pages: every connection pages through sessions opened in phase 2 (`?cursor=`), at
+   most 25 pages per session, so no session needs a refill;
+4. sessions: every connection plays a viewer: a first page, then nine later pages.
+
+Targets: later pages p99 <= 50 ms and at least 35% of the bare route's requests per second;
+first page p99 <= 150 ms.
+
+Run: `.venv/bin/python bench/feed_load.py [--connections 64] [--seconds 15] [--viewers 2048]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import hashlib
+import json
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import bench_pids, cores_used, cpu_by_process, machine, ms, percentile, serve, servers
+from seed import ensure_seeded
+
+from backend.redis_pool import create_redis
+from feed.ingest import TRENDING_WEIGHTS, keys
+from feed.service import SEEN_TTL_S
+
+PREFIX = "riffle:"
+AGENT = "riffle-bench"
+PAGE = 10
+MAX_PAGES = 25  # a session holds 300 candidates: 30 pages of 10 before it must refill
+
+
+# --- preparing viewers ----------------------------------------------------------------------
+
+
+async def sign_in(database_url: str, count: int, seed: int = 11) -> list[tuple[int, str]]:
+    """Sessions for ``count`` seeded users with tastes, inserted in one COPY: (user id, token)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM sessions WHERE user_agent = $1", AGENT)
+        await conn.execute("SELECT setseed($1)", (seed % 1000) / 1000)
+        users = [
+            r["user_id"]
+            for r in await conn.fetch(
+                "SELECT user_id FROM user_vectors WHERE interest IS NOT NULL ORDER BY random() LIMIT $1",
+                count,
+            )
+        ]
+        tokens = ["rf_" + secrets.token_urlsafe(32) for _ in users]
+        expires = datetime.now(UTC) + timedelta(days=30)
+        await conn.copy_records_to_table(
+            "sessions",
+            records=[
+                (u, hashlib.sha256(t.encode()).digest(), AGENT, "127.0.0.1", expires)
+                for u, t in zip(users, tokens, strict=True)
+            ],
+            columns=("user_id", "token_hash", "user_agent", "ip", "expires_at"),
+        )
+        return list(zip(users, tokens, strict=True))
+    finally:
+        await conn.close()
+
+
+async def sign_out(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM sessions WHERE user_agent = $1", AGENT)
+    finally:
+        await conn.close()
+
+
+async def warm_redis(database_url: str, redis_url: str, user_ids: list[int]) -> dict[str, int]:
+    """The Redis state the event consumer keeps (seen sets, hourly trending buckets), rebuilt
+    from the events in PostgreSQL."""
+    k = keys(PREFIX)
+    conn = await asyncpg.connect(database_url)
+    redis = create_redis(redis_url)
+    try:
+        seen = await conn.fetch(
+            """
+            SELECT user_id, array_agg(DISTINCT clip_id) AS clips FROM events
+            WHERE user_id = ANY($1::bigint[]) AND at > now() - interval '7 days' AND type <> 'tap'
+            GROUP BY user_id
+            """,
+            user_ids,
+        )
+        weights = " ".join(f"WHEN '{t}' THEN {w}" for t, w in TRENDING_WEIGHTS.items())
+        trending = await conn.fetch(
+            f"""
+            SELECT floor(extract(epoch FROM at) / 3600)::bigint AS hour, clip_id,
+                   sum(CASE type {weights} ELSE 0 END) AS score
+            FROM events WHERE at > now() - interval '24 hours'
+            GROUP BY 1, 2 HAVING sum(CASE type {weights} ELSE 0 END) > 0
+            """
+        )
+        async with redis.pipeline(transaction=False) as pipe:
+            for row in seen:
+                pipe.sadd(k("seen", row["user_id"]), *row["clips"])
+                pipe.expire(k("seen", row["user_id"]), SEEN_TTL_S)
+            for row in trending:
+                pipe.zincrby(k("trending", row["hour"]), float(row["score"]), row["clip_id"])
+            await pipe.execute()
+        for hour in {row["hour"] for row in trending}:
+            await redis.expire(k("trending", hour), 26 * 3600)
+        return {"seen_sets": len(seen), "trending_entries": len(trending)}
+    finally:
+        await redis.aclose()
+        await conn.close()
+
+
+# --- the load generator (runs in its own process) -------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = collections.defaultdict(list)
+        self.errors: collections.Counter[str] = collections.Counter()
+
+    def summary(self, name: str, wall: float) -> dict[str, Any]:
+        values = self.latencies[name]
+        return {
+            "requests": len(values),
+            "errors": self.errors[name],
+            "rps": round(len(values) / wall, 1) if wall else 0.0,
+            "p50_ms": ms(percentile(values, 0.5)),
+            "p90_ms": ms(percentile(values, 0.9)),
+            "p99_ms": ms(percentile(values, 0.99)),
+            "max_ms": ms(max(values)) if values else None,
+        }
+
+
+async def fetch(
+    http: aiohttp.ClientSession, rec: Recorder, name: str, url: str, token: str | None = None
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    started = time.perf_counter()
+    async with http.get(url, headers=headers) as response:
+        body = await response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            rec.errors[name] += 1
+            if rec.errors[name] <= 3:
+                print(f"{name}: {response.status} {body[:300]!r}", file=sys.stderr)
+            return None
+    rec.latencies[name].append(elapsed)
+    return body
+
+
+async def run_for(connections: int, seconds: float, work: Callable[[], Awaitable[bool]]) -> float:
+    """``connections`` loops calling ``work`` until time is up or it returns False; the wall time."""
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        while time.perf_counter() < deadline and await work():
+            pass
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    return time.perf_counter() - started
+
+
+_page = msgspec.json.Decoder(dict[str, Any])
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def client(config: dict[str, Any]) -> dict[str, Any]:
+    base, connections, seconds = config["base"], config["connections"], config["seconds"]
+    viewers: list[str] = [token for _, token in config["viewers"]]
+    feed = f"{base}/v1/feed/for-you?limit={PAGE}"
+    rec = Recorder()
+    out: dict[str, Any] = {}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    server_pid = config.get("server_pid")
+    pids: dict[str, int] = config.get("pids", {}) | ({"server": server_pid} if server_pid else {})
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
+
+        async def bare() -> bool:
+            await fetch(http, rec, "bare", f"{base}/healthz")
+            return True
+
+        await run_for(connections, min(2.0, seconds), bare)  # warm-up: connections, caches
+        rec.latencies.clear()
+
+        def profile(name: str) -> None:
+            """py-spy on the server through the next phase (``--profile DIR``), to find hot spots."""
+            if config.get("profile") and server_pid:
+                spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+                subprocess.Popen(
+                    [spy, "record", "--pid", str(server_pid), "--duration", str(int(seconds)),
+                     "--format", "raw", "--nonblocking", "--output", f"{config['profile']}/{name}.txt"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+
+        def measured(name: str, wall: float, cpu_before: dict[str, float] | None) -> None:
+            out[name] = rec.summary(name, wall)
+            if cpu_before is not None:
+                used = cores_used(cpu_before, cpu_by_process(pids) | {"client": client_cpu()}, wall)
+                out[name]["cores_used"] = used
+
+        profile("bare")
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
+        measured("bare", await run_for(connections, seconds, bare), cpu)
+
+        # First pages: each connection opens sessions for viewers taken in turn.
+        queue = collections.deque(viewers)
+        sessions: collections.deque[tuple[str, str, int]] = collections.deque()
+
+        async def first() -> bool:
+            if not queue:
+                return False
+            token = queue.popleft()
+            body = await fetch(http, rec, "first_page", feed, token)
+            if body is not None and (cursor := _page.decode(body).get("next_cursor")):
+                sessions.append((token, cursor, 1))
+            return True
+
+        profile("first_page")
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
+        measured("first_page", await run_for(connections, seconds, first), cpu)
+
+        async def later() -> bool:
+            if not sessions:
+                return False
+            token, cursor, pages = sessions.popleft()
+            body = await fetch(http, rec, "later_page", f"{feed}&cursor={cursor}", token)
+            if (
+                body is not None
+                and pages + 1 < MAX_PAGES
+                and (cursor := _page.decode(body).get("next_cursor"))
+            ):
+                sessions.append((token, cursor, pages + 1))
+            return True
+
+        profile("later_page")
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
+        measured("later_page", await run_for(connections, seconds, later), cpu)
+
+        # Viewers: a first page, then nine more, again and again.
+        turn = iter(range(10**9))
+
+        async def viewer() -> bool:
+            token = viewers[next(turn) % len(viewers)]
+            body = await fetch(http, rec, "session_first", feed, token)
+            for _ in range(9):
+                cursor = _page.decode(body).get("next_cursor") if body is not None else None
+                if not cursor:
+                    break
+                body = await fetch(http, rec, "session_later", f"{feed}&cursor={cursor}", token)
+            return True
+
+        cpu = cpu_by_process(pids) | {"client": client_cpu()}
+        wall = await run_for(connections, seconds, viewer)
+        measured("session_first", wall, cpu)
+        measured("session_later", wall, None)
+        out["session_all_rps"] = round(
+            (out["session_first"]["requests"] + out["session_later"]["requests"]) / wall, 1
+        )
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    out["client_cpu_s"] = round(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime, 1)
+    return out
+
+
+def run_client(config: dict[str, Any]) -> dict[str, Any]:
+    """The load generator in its own process, so it does not share an interpreter with anything."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--client"],
+        input=json.dumps(config),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the load client failed:\n{done.stderr}")
+    if done.stderr:
+        print(done.stderr, file=sys.stderr)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def verdict(result: dict[str, Any]) -> dict[str, Any]:
+    bare = result["bare"]["rps"]
+    later = result["later_page"]
+    return {
+        "later_page_p99_ms<=50": later["p99_ms"] <= 50,
+        "later_page_rps_share_of_bare": round(later["rps"] / bare, 2) if bare else None,
+        "later_page_rps>=35%_of_bare": bool(bare) and later["rps"] >= 0.35 * bare,
+        "first_page_p99_ms<=150 (first-page phase)": result["first_page"]["p99_ms"] <= 150,
+        "first_page_p99_ms<=150 (sessions phase)": result["session_first"]["p99_ms"] <= 150,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--viewers", type=int, default=2048)
+    parser.add_argument("--profile", help="record py-spy profiles of the server per phase into this folder")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(client(json.loads(sys.stdin.read())))))
+        return
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+
+    before = machine()
+    with servers(durable_redis=False) as svc:
+        seeded = ensure_seeded(svc.database_url, admin_url=svc.admin_url)
+        viewers = asyncio.run(sign_in(svc.database_url, args.viewers))
+        warmed = asyncio.run(warm_redis(svc.database_url, svc.redis_url, [u for u, _ in viewers]))
+        try:
+            with serve(svc) as server:
+                result = run_client(
+                    {
+                        "base": server.base,
+                        "connections": args.connections,
+                        "seconds": args.seconds,
+                        "viewers": viewers,
+                        "server_pid": server.pid,
+                        "pids": bench_pids(svc),
+                        "profile": str(Path(args.profile).resolve()) if args.profile else None,
+                    }
+                )
+        finally:
+            asyncio.run(sign_out(svc.database_url))
+    report = {
+        "data_set": {k: seeded[k] for k in ("clips", "users", "events")},
+        "viewers": len(viewers),
+        "redis": warmed,
+        "connections": args.connections,
+        "seconds_per_phase": args.seconds,
+        **result,
+        "targets": verdict(result),
+        "machine": before,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

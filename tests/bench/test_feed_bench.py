@@ -1,0 +1,114 @@
+"""The feed benchmarks at a tiny scale, so the scripts cannot rot between benchmark runs: the
+seed fills a test database with consistent rows, and the load generator's phases run against a
+live server on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import make_settings
+from tests.live import Server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import feed_load
+import seed
+
+SIZES = {"n_clips": 500, "n_users": 50, "n_events": 5000, "seed": 3}
+
+
+@pytest.fixture
+async def seeded(database_url):
+    result = await seed.seed_database(database_url, **SIZES, log=lambda _: None)
+    return result
+
+
+async def test_seed_fills_every_table_consistently(seeded, database_url):
+    assert {k: seeded[k] for k in ("users", "clips", "takes", "generation_jobs", "media", "events")} == {
+        "users": 50,
+        "clips": 500,
+        "takes": 500,
+        "generation_jobs": 500,
+        "media": 1000,
+        "events": 5000,
+    }
+    assert seeded["clip_vectors"] == 500
+    assert 0 < seeded["user_vectors"] <= 50
+    assert seeded["likes"] > 0
+    assert seeded["follows"] > 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        # Every clip published with its own take, job and media; the HNSW index rebuilt.
+        assert (
+            await conn.fetchval(
+                """
+            SELECT count(*) FROM clips c JOIN takes t ON t.id = c.take_id AND t.clip_id = c.id
+            JOIN generation_jobs j ON j.id = c.job_id JOIN media v ON v.id = c.video_media_id
+            WHERE c.status = 'published' AND v.kind = 'video'
+            """
+            )
+            == 500
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'clip_vectors' AND indexdef ILIKE '%hnsw%'"
+            )
+            == 1
+        )
+        # Engaged clips carry a behaviour vector, and their indexed embedding has left pure content.
+        assert await conn.fetchval("SELECT count(*) FROM clip_vectors WHERE behaviour IS NOT NULL") > 100
+        assert await conn.fetchval("SELECT count(*) FROM clip_vectors WHERE embedding <> content") > 100
+        assert await conn.fetchval("SELECT sum(impressions) FROM clip_stats") == await conn.fetchval(
+            "SELECT count(*) FROM events WHERE type = 'impression'"
+        )
+        # Tastes are planted: a viewer's nearest clips share hashtags with what they liked.
+        user_id = await conn.fetchval(
+            "SELECT user_id FROM likes GROUP BY user_id ORDER BY count(*) DESC LIMIT 1"
+        )
+        liked = set(
+            await conn.fetchval(
+                "SELECT array_agg(DISTINCT h) FROM likes l JOIN clips c ON c.id = l.clip_id, "
+                "unnest(c.hashtags) h WHERE l.user_id = $1",
+                user_id,
+            )
+        )
+        near = await conn.fetch(
+            """
+            SELECT c.hashtags FROM clip_vectors v JOIN clips c ON c.id = v.clip_id
+            ORDER BY v.embedding <=> (SELECT interest FROM user_vectors WHERE user_id = $1) LIMIT 10
+            """,
+            user_id,
+        )
+        assert sum(bool(liked & set(r["hashtags"])) for r in near) >= 8
+    finally:
+        await conn.close()
+    # A second seed of the same database is refused; the marker says what is there.
+    found = await seed.check_seeded(database_url, *SIZES.values())
+    assert found is not None
+    assert found["clips"] == 500
+    with pytest.raises(SystemExit):
+        await seed.seed_database(database_url, **SIZES, log=lambda _: None)
+
+
+async def test_feed_load_phases_run_against_a_live_server(seeded, database_url, redis_url, tmp_path):
+    viewers = await feed_load.sign_in(database_url, 20)
+    assert len(viewers) == 20
+    warmed = await feed_load.warm_redis(database_url, redis_url, [u for u, _ in viewers])
+    assert warmed["seen_sets"] > 0
+    with Server(make_settings(database_url, redis_url, tmp_path)) as server:
+        result = await feed_load.client(
+            {"base": server.http, "connections": 4, "seconds": 0.5, "viewers": viewers}
+        )
+    for phase in ("bare", "first_page", "later_page", "session_first", "session_later"):
+        assert result[phase]["requests"] > 0, phase
+        assert result[phase]["errors"] == 0, phase
+    await feed_load.sign_out(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM sessions") == 0
+    finally:
+        await conn.close()

@@ -1,0 +1,57 @@
+"""The indexed embedding follows behaviour within EMBEDDING_DRIFT: a big move rewrites it (and so
+the HNSW index), a small nudge saves behaviour alone (a cheap, HOT update)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from feed.encoder import HashedEncoder
+from feed.service import embed_clips
+from feed.store import EMBEDDING_DRIFT, StoredEvent, store_events
+from tests.factories import make_clip
+
+
+def _event(user_id: int, n: int, clip_id: int, kind: str, watch_ms: int | None = None) -> StoredEvent:
+    return StoredEvent(
+        user_id=user_id, client_event_id=f"d{n}", type=kind, clip_id=clip_id, watch_ms=watch_ms,
+        at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+async def _vectors(conn, clip_id: int):
+    row = await conn.fetchrow(
+        "SELECT content, behaviour, embedding FROM clip_vectors WHERE clip_id = $1", clip_id
+    )
+    return {k: (v.to_numpy() if v is not None else None) for k, v in row.items()}
+
+
+async def test_a_big_move_rewrites_the_embedding_and_a_nudge_saves_behaviour_only(client, users, conn):
+    alice, bob, carol = await users.make("alice"), await users.make("bob"), await users.make("carol")
+    cats = await make_clip(conn, client, alice, caption="a sleepy kitten naps in a box #cats")
+    cooking = await make_clip(conn, client, alice, caption="ramen with garlic butter #cooking #recipe")
+    await embed_clips(conn, HashedEncoder(), [cats["id"], cooking["id"]])
+
+    # Bob loves cooking first, then likes, shares and finishes the cat clip: its behaviour leans
+    # towards cooking, far enough to move the indexed embedding.
+    await store_events(
+        conn, [_event(bob.id, 1, cooking["id"], "like"), _event(bob.id, 2, cooking["id"], "share")]
+    )
+    await store_events(
+        conn,
+        [
+            _event(bob.id, 3, cats["id"], "like"),
+            _event(bob.id, 4, cats["id"], "share"),
+            _event(bob.id, 5, cats["id"], "complete"),
+        ],
+    )
+    moved = await _vectors(conn, cats["id"])
+    assert moved["behaviour"] is not None
+    assert 1.0 - float(moved["embedding"] @ moved["content"]) > EMBEDDING_DRIFT
+
+    # Carol barely watches it: behaviour moves, the indexed embedding stays where it was.
+    await store_events(conn, [_event(carol.id, 6, cats["id"], "watch", watch_ms=1)])
+    nudged = await _vectors(conn, cats["id"])
+    assert not np.allclose(nudged["behaviour"], moved["behaviour"])
+    assert np.array_equal(nudged["embedding"], moved["embedding"])
