@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import Parameter
+
+from backend.cursor import CursorCodec
 
 T = TypeVar("T")
 
@@ -18,3 +21,14 @@ CursorParam = Annotated[
 class Page(msgspec.Struct, Generic[T], kw_only=True):
     items: list[T]
     next_cursor: str | None = None
+
+
+def cursor_id(cursors: CursorCodec, kind: str, cursor: str | None) -> int | None:
+    """The id a keyset-by-id cursor continues from (None on the first page)."""
+    return int(cursors.decode(kind, cursor)[0]) if cursor else None
+
+
+def id_page(cursors: CursorCodec, kind: str, items: Sequence[Any], limit: int) -> Page[Any]:
+    """A page of ``items`` (newest first by id) with the cursor of the next one, if it may exist."""
+    next_cursor = cursors.encode(kind, [items[-1].id]) if len(items) == limit else None
+    return Page(items=list(items), next_cursor=next_cursor)

@@ -13,7 +13,7 @@ from backend.accounts.routes import HandlePath
 from backend.cursor import CursorCodec
 from backend.errors import NotFound, Unavailable, ValidationFailed, problems
 from backend.media import service as media
-from backend.pagination import CursorParam, Limit, Page
+from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, enforce
 from backend.runtime import (
     ConnDep,
@@ -84,11 +84,9 @@ class CameoController(Controller):
         cursor: CursorParam = None,
         limit: Limit = 20,
     ) -> Page[Cameo]:
-        before = int(cursors.decode("cameos", cursor)[0]) if cursor else None
+        before = cursor_id(cursors, "cameos", cursor)
         items = await service.mine(conn, owner_id=viewer.user_id, before_id=before, limit=limit)
-        return Page(
-            items=items, next_cursor=cursors.encode("cameos", [items[-1].id]) if len(items) == limit else None
-        )
+        return id_page(cursors, "cameos", items, limit)
 
     @get(
         "/review-queue",
@@ -105,10 +103,9 @@ class CameoController(Controller):
     ) -> Page[Cameo]:
         if not viewer.is_moderator:
             raise NotFound("no such resource")
-        after = int(cursors.decode("cameo-review", cursor)[0]) if cursor else None
+        after = cursor_id(cursors, "cameo-review", cursor)
         items = await service.review_queue(conn, after_id=after, limit=limit)
-        next_cursor = cursors.encode("cameo-review", [items[-1].id]) if len(items) == limit else None
-        return Page(items=items, next_cursor=next_cursor)
+        return id_page(cursors, "cameo-review", items, limit)
 
     @get(
         "/{cameo_id:int}",
@@ -399,7 +396,7 @@ class CameoController(Controller):
         cursor: CursorParam = None,
         limit: Limit = 20,
     ) -> Earnings:
-        before = int(cursors.decode("cameo-earnings", cursor)[0]) if cursor else None
+        before = cursor_id(cursors, "cameo-earnings", cursor)
         result = await service.earnings(
             conn, owner_id=viewer.user_id, cameo_id=cameo_id, before_id=before, limit=limit
         )

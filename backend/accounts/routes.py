@@ -25,7 +25,7 @@ from backend.auth import Viewer
 from backend.cursor import CursorCodec
 from backend.db import Conn
 from backend.errors import problems
-from backend.pagination import CursorParam, Limit, Page
+from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, client_ip, enforce
 from backend.runtime import (
     ConnDep,
@@ -122,10 +122,9 @@ class SessionController(Controller):
         cursor: CursorParam = None,
         limit: Limit = 20,
     ) -> Page[Session]:
-        before = int(cursors.decode("sessions", cursor)[0]) if cursor else None
+        before = cursor_id(cursors, "sessions", cursor)
         items = await accounts.list_sessions(conn, viewer, before_id=before, limit=limit)
-        next_cursor = cursors.encode("sessions", [items[-1].id]) if len(items) == limit else None
-        return Page(items=items, next_cursor=next_cursor)
+        return id_page(cursors, "sessions", items, limit)
 
     @delete("/current", summary="Log out", responses=problems(401))
     async def log_out(self, conn: ConnDep, viewer: ViewerDep) -> None:

@@ -29,7 +29,7 @@ from backend.clips.schemas import (
 from backend.clips.service import Signer
 from backend.cursor import CursorCodec
 from backend.errors import NotFound, problems
-from backend.pagination import CursorParam, Limit, Page
+from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, enforce
 from backend.runtime import (
     ConnDep,
@@ -81,7 +81,7 @@ class DraftController(Controller):
         cursor: CursorParam = None,
         limit: Limit = 20,
     ) -> Page[Clip]:
-        before = int(cursors.decode("drafts", cursor)[0]) if cursor else None
+        before = cursor_id(cursors, "drafts", cursor)
         items = await service.drafts(
             conn,
             viewer_id=viewer.user_id,
@@ -89,8 +89,7 @@ class DraftController(Controller):
             limit=limit,
             signer=Signer(settings, signing_key),
         )
-        next_cursor = cursors.encode("drafts", [items[-1].id]) if len(items) == limit else None
-        return Page(items=items, next_cursor=next_cursor)
+        return id_page(cursors, "drafts", items, limit)
 
 
 class ClipController(Controller):
