@@ -150,6 +150,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         ),
     ] = 30.0
 
+    # --- moderation ---
+    moderation_backend: Annotated[
+        Literal["builtin", "openai"],
+        _doc("Text classifier: the built-in offline engine, or OpenAI's moderation endpoint (plus it)."),
+    ] = "builtin"
+    moderation_api_key: Annotated[str | None, _doc("API key for the OpenAI moderation endpoint.")] = None
+    moderation_base_url: Annotated[str, _doc("Base URL of the OpenAI-compatible moderation API.")] = (
+        "https://api.openai.com"
+    )
+
     # --- cameos ---
     cameo_verifier: Annotated[
         Literal["builtin", "http"],

@@ -56,7 +56,7 @@ from backend import db
 from feed.encoder import HashedEncoder
 from feed.service import clip_text
 from feed.store import BLEND_K, INTEREST_HALF_LIFE_DAYS, WEIGHTS
-from moderation.screening import screen_prompt
+from moderation.screening import screen_text
 
 # 2: long-tail detail words in every prompt and caption; 3: behaviour vectors and blended embeddings
 SEED_VERSION = 3
@@ -700,7 +700,7 @@ async def seed_database(
         engaged = np.linalg.norm(behaviour, axis=1) > 1e-9
         # As feed.service.embed_clips decides it: do the clip's words pass the teen screening?
         teen_safe = [
-            screen_prompt(f"{p.texts[i][0]} {p.texts[i][1]}", teen=True).allowed for i in range(n_clips)
+            screen_text(f"{p.texts[i][0]} {p.texts[i][1]}", teen=True).allowed for i in range(n_clips)
         ]
         await copy(
             conn,

@@ -39,7 +39,7 @@ from cameo.schemas import (
     UsageEntry,
 )
 from cameo.verifier import Evidence, Verdict, Verifier
-from moderation.screening import normalise, screen_prompt
+from moderation.screening import normalise, screen_text
 
 CHALLENGE_TTL_S = 600
 _WORDS = (
@@ -106,7 +106,7 @@ def _breaks(prompt: str, forbidden: str) -> bool:
 
 
 def _screen_rules(rules: str) -> None:
-    verdict = screen_prompt(rules)
+    verdict = screen_text(rules)
     if not verdict.allowed:
         raise ValidationFailed(
             verdict.reason or "these rules can't be used", code="rules_blocked", field="rules"
@@ -530,6 +530,7 @@ class Authorization:
 
     prompt_suffix: str
     reference_media_id: int | None
+    people: tuple[str, ...] = ()  # verified person and character cameos: who may be named
 
 
 async def authorize(
@@ -542,6 +543,7 @@ async def authorize(
     """
     if not cameo_ids:
         return Authorization("", None)
+    people: list[str] = []
     rows = {r["id"]: r for r in await conn.fetch(q.FOR_GENERATION, cameo_ids, user_id)}
     suffix: list[str] = []
     reference: int | None = None
@@ -581,12 +583,14 @@ async def authorize(
                         field="prompt",
                         extra={"cameo_id": cameo_id, "rule": forbidden},
                     )
+        if row["status"] == "verified" and row["kind"] in ("person", "character"):
+            people.append(row["display_name"])
         if row["rules"]:
             suffix.append(f"{row['display_name']} ({row['kind']}): {row['rules']}")
         if reference is None and row["reference_media_id"] is not None:
             reference = row["reference_media_id"]
     text = "Cameo rules, follow them exactly:\n" + "\n".join(suffix) if suffix else ""
-    return Authorization(text, reference)
+    return Authorization(text, reference, tuple(people))
 
 
 async def on_publish(

@@ -35,7 +35,7 @@ from feed.encoder import Encoder
 from feed.ingest import keys
 from feed.schemas import FeedItem, FeedPage, Preferences, PreferencesIn
 from feed.store import StoredEvent, blend, store_events
-from moderation.screening import screen_prompt
+from moderation.screening import screen_text
 
 SEEN_TTL_S = 7 * 86400
 TRENDING_HOURS = 24
@@ -65,7 +65,7 @@ async def embed_clips(conn: Conn, encoder: Encoder, clip_ids: list[int]) -> int:
     for row, content in zip(rows, vectors, strict=True):
         behaviour = row["behaviour"].to_numpy() if row["behaviour"] is not None else None
         embedding = blend(content, behaviour, int(row["engaged"]))
-        teen_safe = screen_prompt(f"{row['prompt']} {row['caption']}", teen=True).allowed
+        teen_safe = screen_text(f"{row['prompt']} {row['caption']}", teen=True).allowed
         await conn.execute(q.SAVE_CONTENT, row["id"], content, embedding, teen_safe)
     return len(rows)
 

@@ -1,84 +1,62 @@
-"""Prompt screening, the minimal rule until the moderation issue brings the full classifier.
+"""The screening calls the other domains make, on the configured classifier.
 
-A small term list per category, matched on a normalised form of the text (case, width and
-accents folded; separators between letters removed) so the obvious evasions do not pass.
-Generation calls :func:`screen_prompt` before anything is queued or charged.
+:func:`screen_prompt` (a generation prompt: public figures and real people's likeness are
+refused too, unless their verified cameo is included) and :func:`screen_text` (captions,
+comments, cameo rules) answer with the built-in offline engine, synchronously, so they cost no
+round trip; :func:`classify` asks the configured classifier (the OpenAI adapter when
+``RIFFLE_MODERATION_BACKEND=openai``) and is what request handlers await.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from functools import lru_cache
 
-# Categories and terms are deliberately few: this is the floor, not the classifier.
-_TERMS: dict[str, tuple[str, ...]] = {
-    "sexual": ("nude", "naked", "porn", "nsfw", "explicit sex"),
-    "minors": ("child porn", "cp video", "underage"),
-    "violence": ("behead", "gore", "massacre", "mass shooting"),
-    "hate": ("ethnic cleansing", "white power", "heil hitler"),
-    "self_harm": ("suicide tutorial", "how to kill myself", "self harm"),
-}
-_TEEN_ONLY: dict[str, tuple[str, ...]] = {
-    "violence": ("blood", "gun", "weapon"),
-    "sexual": ("sexy", "lingerie", "bikini"),
-}
-_REASONS = {
-    "sexual": "Sexual content can't be generated on Riffle.",
-    "minors": "Content sexualising or endangering minors is never allowed.",
-    "violence": "Graphic violence can't be generated on Riffle.",
-    "hate": "Hateful content can't be generated on Riffle.",
-    "self_harm": (
-        "We can't help make content about hurting yourself. "
-        "If you are struggling, please reach out to someone you trust."
-    ),
-}
+from backend.settings import Settings
+from moderation.classifier import (
+    ALLOW,
+    Classifier,
+    OfflineClassifier,
+    OpenAIModeration,
+    Verdict,
+    normalise,
+    spelled_out,
+)
 
+__all__ = [
+    "ALLOW",
+    "Verdict",
+    "classifier_for",
+    "classify",
+    "normalise",
+    "screen_prompt",
+    "screen_text",
+    "spelled_out",
+]
 
-# Single letters joined by separators: "n.u.d.e", "g o r e".
-_SPELLED_OUT = re.compile(r"(?<!\w)(?:\w[\s._\-*]+){2,}\w(?!\w)")
+_OFFLINE = OfflineClassifier()
 
 
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    category: str | None = None
-    reason: str | None = None
+def screen_prompt(text: str, *, teen: bool = False, people: Sequence[str] = ()) -> Verdict:
+    return _OFFLINE.check(text, teen=teen, prompt=True, people=people)
 
 
-ALLOW = Verdict(allowed=True)
+def screen_text(text: str, *, teen: bool = False) -> Verdict:
+    return _OFFLINE.check(text, teen=teen)
 
 
-def normalise(text: str) -> str:
-    """Fold width, case and accents, and collapse whitespace."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", folded)
+@lru_cache(maxsize=4)
+def _openai(api_key: str, base_url: str) -> OpenAIModeration:
+    return OpenAIModeration(api_key, base_url=base_url, fallback=_OFFLINE)
 
 
-def spelled_out(normal: str) -> list[str]:
-    """Runs of single letters split by separators, joined: "a n.u.d.e pic" → ["anude"].
-
-    A run may swallow a real one-letter word next to it, so terms are looked for anywhere
-    inside a run rather than at word boundaries.
-    """
-    return [re.sub(r"[\s._\-*]+", "", m.group(0)) for m in _SPELLED_OUT.finditer(normal)]
+def classifier_for(settings: Settings) -> Classifier:
+    if settings.moderation_backend == "openai" and settings.moderation_api_key:
+        return _openai(settings.moderation_api_key, settings.moderation_base_url)
+    return _OFFLINE
 
 
-def _matches(text: str, runs: list[str], term: str) -> bool:
-    if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None:
-        return True
-    squashed = term.replace(" ", "")
-    return any(squashed in run for run in runs)
-
-
-def screen_prompt(text: str, *, teen: bool = False) -> Verdict:
-    normal = normalise(text)
-    runs = spelled_out(normal)
-    lists = [_TERMS, _TEEN_ONLY] if teen else [_TERMS]
-    for table in lists:
-        for category, terms in table.items():
-            for term in terms:
-                if _matches(normal, runs, term):
-                    return Verdict(allowed=False, category=category, reason=_REASONS[category])
-    return ALLOW
+async def classify(
+    settings: Settings, text: str, *, teen: bool = False, prompt: bool = False, people: Sequence[str] = ()
+) -> Verdict:
+    return await classifier_for(settings).classify(text, teen=teen, prompt=prompt, people=people)

@@ -15,7 +15,7 @@ from backend.clips.service import Signer, get_clip
 from backend.db import Conn
 from backend.errors import Forbidden, NotFound, ValidationFailed
 from backend.notifications import service as notifications
-from moderation.screening import screen_prompt
+from moderation.screening import screen_text
 
 LIKE = """
 WITH ins AS (
@@ -144,7 +144,7 @@ async def add_comment(
     clip = await _published(conn, viewer_id=viewer_id, clip_id=clip_id, signer=signer)
     if not clip.allow_comments:
         raise Forbidden("comments are turned off for this clip", code="comments_off")
-    verdict = screen_prompt(data.body, teen=teen)
+    verdict = screen_text(data.body, teen=teen)
     if not verdict.allowed:
         raise ValidationFailed(
             verdict.reason or "this comment is not allowed", code="comment_blocked", field="body"

@@ -34,7 +34,7 @@ from backend.media.service import media_url
 from backend.notifications import service as notifications
 from backend.settings import Settings
 from cameo import service as cameo
-from moderation.screening import screen_prompt
+from moderation.screening import screen_text
 
 AI_LABEL = "AI-generated"
 _HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")
@@ -229,7 +229,7 @@ def parse_caption(caption: str) -> tuple[list[str], list[str]]:
 
 
 def _screen_caption(caption: str, *, teen: bool) -> None:
-    verdict = screen_prompt(caption, teen=teen)
+    verdict = screen_text(caption, teen=teen)
     if not verdict.allowed:
         raise ValidationFailed(
             verdict.reason or "this caption is not allowed", code="caption_blocked", field="caption"

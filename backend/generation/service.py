@@ -28,7 +28,7 @@ from backend.media import service as media
 from backend.notifications import service as notifications
 from backend.settings import Settings
 from cameo import service as cameo
-from moderation.screening import screen_prompt
+from moderation import screening
 
 IDEMPOTENCY_SCOPE = "generation"
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -178,14 +178,6 @@ async def create_generation(
 
     spec = models.get(data.model)
     width, height = spec.check(seconds=data.seconds, size=data.size)
-    verdict = screen_prompt(data.prompt, teen=viewer.is_teen)
-    if not verdict.allowed:
-        raise ValidationFailed(
-            verdict.reason or "this prompt can't be used",
-            code="prompt_blocked",
-            field="prompt",
-            extra={"category": verdict.category},
-        )
     provider_prompt = data.prompt
     reference_media_id = data.reference_image
     cameo_ids = list(dict.fromkeys(data.cameo_ids))
@@ -206,6 +198,18 @@ async def create_generation(
         provider_prompt = f"{provider_prompt}\n\n{allowed.prompt_suffix}"
     # A cameo goes to the provider only as the reference of this one authorised generation.
     reference_media_id = reference_media_id or allowed.reference_media_id
+    # Screened before anything is queued or charged; a real person named in the prompt must be
+    # one of the verified cameos just authorised.
+    verdict = await screening.classify(
+        settings, data.prompt, teen=viewer.is_teen, prompt=True, people=allowed.people
+    )
+    if not verdict.allowed:
+        raise ValidationFailed(
+            verdict.reason or "this prompt can't be used",
+            code="prompt_blocked",
+            field="prompt",
+            extra={"category": verdict.category},
+        )
     if data.product_id is not None:
         raise ValidationFailed(
             f"unknown product {data.product_id}", code="unknown_product", field="product_id"
