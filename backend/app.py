@@ -25,6 +25,8 @@ from backend.clips.routes import (
     UserClipsController,
     shared_clip,
 )
+from backend.commerce import studio_tasks
+from backend.commerce.studio_routes import BreakdownController, StudioController
 from backend.cursor import CursorCodec
 from backend.errors import EXCEPTION_HANDLERS
 from backend.generation import tasks as generation_tasks
@@ -68,6 +70,8 @@ ROUTES: list[Any] = [
     FeedController,
     FeedSignalController,
     CameoController,
+    StudioController,
+    BreakdownController,
     stream,
 ]
 
@@ -78,6 +82,7 @@ WORKER_TASKS: list[Task] = [
     *notification_tasks.TASKS,
     *clip_tasks.TASKS,
     *feed_tasks.TASKS,
+    *studio_tasks.TASKS,
 ]
 WORKER_CRON: list[CronJob[Any]] = [
     *account_tasks.CRON,

@@ -227,6 +227,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         100
     )
 
+    # --- the product studio ---
+    studio_writer: Annotated[
+        Literal["template", "llm"],
+        _doc("Who writes product scripts: the built-in templates or an OpenAI-compatible chat model."),
+    ] = "template"
+    studio_llm_base_url: Annotated[str, _doc("Base URL of the OpenAI-compatible chat API for scripts.")] = (
+        "https://api.openai.com"
+    )
+    studio_llm_api_key: Annotated[str | None, _doc("API key for the scripts chat API.")] = None
+    studio_llm_model: Annotated[str, _doc("Chat model that writes scripts.")] = "gpt-4o-mini"
+    judge_backend: Annotated[
+        Literal["heuristic", "vision"],
+        _doc("Who scores takes: the built-in heuristic or a vision-capable OpenAI-compatible chat model."),
+    ] = "heuristic"
+    judge_base_url: Annotated[str, _doc("Base URL of the OpenAI-compatible vision chat API for judging.")] = (
+        "https://api.openai.com"
+    )
+    judge_api_key: Annotated[str | None, _doc("API key for the judging chat API.")] = None
+    judge_model: Annotated[str, _doc("Vision-capable chat model that scores takes.")] = "gpt-4o-mini"
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

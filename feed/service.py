@@ -426,3 +426,26 @@ async def following(
     ]
     shown = await clips.cards(conn, viewer_id=viewer_id, clip_ids=ids, signer=signer)
     return [shown[i] for i in ids if i in shown]
+
+
+# --- statistics for other domains -------------------------------------------------------------
+
+
+class ClipStats(msgspec.Struct, kw_only=True, frozen=True):
+    impressions: int = 0
+    watches: int = 0
+    completes: int = 0
+    skips: int = 0
+    likes: int = 0
+    shares: int = 0
+    watch_ms: int = 0
+
+
+async def clip_stats(conn: Conn, clip_id: int) -> ClipStats:
+    """What viewers did with a clip, as the event pipeline has counted it (zeros before any)."""
+    row = await conn.fetchrow(
+        "SELECT impressions, watches, completes, skips, likes, shares, watch_ms FROM clip_stats "
+        "WHERE clip_id = $1",
+        clip_id,
+    )
+    return ClipStats(**dict(row)) if row is not None else ClipStats()

@@ -164,3 +164,10 @@ RETURNING status, parent_id, video_media_id, poster_media_id, published_at
 """
 
 USERS_BY_HANDLE = "SELECT id, lower(handle) AS handle FROM users WHERE lower(handle) = ANY($1::text[])"
+
+# What a breakdown of a published clip reads: its words and its counters.
+SOURCE = f"""
+SELECT c.id, c.author_id, c.prompt, c.caption, c.duration_ms, c.view_count, c.like_count,
+       c.comment_count, c.share_count, c.remix_count
+FROM clips c WHERE c.id = $2 AND c.status = 'published' AND {VISIBLE}
+"""

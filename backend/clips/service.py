@@ -428,3 +428,38 @@ async def cards(conn: Conn, *, viewer_id: int | None, clip_ids: list[int], signe
     return {
         r["id"]: clip_from_row(r, signer, viewer_id) for r in await conn.fetch(q.MANY, viewer_id, clip_ids)
     }
+
+
+class ClipSource(msgspec.Struct, kw_only=True, frozen=True):
+    """A published clip's prompt, caption, length and counters (for the product studio's
+    breakdowns)."""
+
+    id: int
+    author_id: int
+    prompt: str
+    caption: str
+    duration_ms: int
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    remixes: int
+
+
+async def published_source(conn: Conn, *, viewer_id: int | None, clip_id: int) -> ClipSource:
+    """A published clip the viewer may see; anything else is a 404, as for :func:`get_clip`."""
+    row = await conn.fetchrow(q.SOURCE, viewer_id, clip_id)
+    if row is None:
+        raise NotFound(f"no clip {clip_id}", code="unknown_clip", field="clip_id")
+    return ClipSource(
+        id=row["id"],
+        author_id=row["author_id"],
+        prompt=row["prompt"],
+        caption=row["caption"],
+        duration_ms=row["duration_ms"],
+        views=row["view_count"],
+        likes=row["like_count"],
+        comments=row["comment_count"],
+        shares=row["share_count"],
+        remixes=row["remix_count"],
+    )

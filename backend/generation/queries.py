@@ -36,8 +36,21 @@ ORDER BY j.id DESC
 LIMIT $3
 """
 
+# Best first once the judge has scored them (take_scores), in order of position until then.
 TAKES_OF_JOBS = f"""
-SELECT {TAKE_COLUMNS} FROM takes t WHERE t.job_id = ANY($1::bigint[]) ORDER BY t.job_id, t.position
+SELECT {TAKE_COLUMNS}, s.overall, s.realism, s.product_consistency, s.voice_over, s.script_structure,
+       s.judge
+FROM takes t LEFT JOIN take_scores s ON s.take_id = t.id
+WHERE t.job_id = ANY($1::bigint[])
+ORDER BY t.job_id, s.overall DESC NULLS LAST, t.position
+"""
+
+FINISHED_TAKE = """
+SELECT t.id AS take_id, t.user_id, j.prompt, j.provider_prompt, j.product_id,
+       j.seconds AS requested_seconds, j.width AS requested_width, j.height AS requested_height,
+       t.video_media_id, t.poster_media_id, t.duration_ms, t.width, t.height
+FROM takes t JOIN generation_jobs j ON j.id = t.job_id
+WHERE t.id = $1 AND t.status = 'succeeded'
 """
 
 # Quota: add to today's reservation only while it stays within the limit ($4). The caller has

@@ -33,6 +33,17 @@ class TakeError(msgspec.Struct, kw_only=True):
     message: str
 
 
+class TakeScore(msgspec.Struct, kw_only=True):
+    """The judge's marks for a take, each in [0, 1] (see backend/commerce/judge.py)."""
+
+    overall: float
+    realism: float
+    product_consistency: float
+    voice_over: float
+    script_structure: float
+    judge: str
+
+
 class Take(msgspec.Struct, kw_only=True):
     id: int
     position: int
@@ -49,6 +60,7 @@ class Take(msgspec.Struct, kw_only=True):
     duration_ms: int | None
     created_at: datetime
     finished_at: datetime | None
+    score: TakeScore | None = None  # takes are listed best first once scored
 
 
 class Generation(msgspec.Struct, kw_only=True):
@@ -61,6 +73,7 @@ class Generation(msgspec.Struct, kw_only=True):
     takes_requested: int
     cameo_ids: list[int]
     remix_of: int | None
+    product_id: int | None = None
     reference_image: int | None
     cost_minor: int
     currency: str

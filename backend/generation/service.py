@@ -23,7 +23,7 @@ from backend.db import Conn
 from backend.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from backend.generation import queries as q
 from backend.generation.models import ModelSpec, ModelTable
-from backend.generation.schemas import Generation, GenerationCreate, Take, TakeError, Usage
+from backend.generation.schemas import Generation, GenerationCreate, Take, TakeError, TakeScore, Usage
 from backend.media import service as media
 from backend.notifications import service as notifications
 from backend.settings import Settings
@@ -69,6 +69,20 @@ def _take(row: asyncpg.Record) -> Take:
         duration_ms=row["duration_ms"],
         created_at=row["created_at"],
         finished_at=row["finished_at"],
+        score=_score(row),
+    )
+
+
+def _score(row: asyncpg.Record) -> TakeScore | None:
+    if row["overall"] is None:  # not judged yet
+        return None
+    return TakeScore(
+        overall=row["overall"],
+        realism=row["realism"],
+        product_consistency=row["product_consistency"],
+        voice_over=row["voice_over"],
+        script_structure=row["script_structure"],
+        judge=row["judge"],
     )
 
 
@@ -83,6 +97,7 @@ def _generation(row: asyncpg.Record, takes: list[Take]) -> Generation:
         takes_requested=row["takes_requested"],
         cameo_ids=list(row["cameo_ids"]),
         remix_of=row["remix_of"],
+        product_id=row["product_id"],
         reference_image=row["reference_media_id"],
         cost_minor=sum(t.cost_minor for t in takes),
         currency=takes[0].currency if takes else "USD",
@@ -211,9 +226,7 @@ async def create_generation(
             extra={"category": verdict.category},
         )
     if data.product_id is not None:
-        raise ValidationFailed(
-            f"unknown product {data.product_id}", code="unknown_product", field="product_id"
-        )
+        await _check_product(conn, viewer=viewer, product_id=data.product_id)
 
     await _reserve_quota(conn, viewer=viewer, seconds=data.seconds * data.takes, settings=settings)
     job_id = await conn.fetchval(
@@ -268,6 +281,25 @@ async def _check_reference_image(conn: Conn, *, viewer: Viewer, media_id: int) -
         raise ValidationFailed(
             "a reference image must be an image upload", code="not_an_image", field="reference_image"
         )
+
+
+# Who may make clips of a product: the owner of its shop, or anyone when the shop takes
+# affiliates, unless one of the two blocked the other. (The commerce issue replaces this with its
+# own service call at merge; the rule stays the same.)
+_PRODUCT_FOR_MAKER = """
+SELECT p.id FROM products p JOIN shops s ON s.id = p.shop_id
+WHERE p.id = $1 AND p.deleted_at IS NULL
+  AND (s.owner_id = $2
+       OR (s.allow_affiliates
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = s.owner_id AND b.blocked_id = $2)
+                              OR (b.blocker_id = $2 AND b.blocked_id = s.owner_id))))
+"""
+
+
+async def _check_product(conn: Conn, *, viewer: Viewer, product_id: int) -> None:
+    if await conn.fetchval(_PRODUCT_FOR_MAKER, product_id, viewer.user_id) is None:
+        raise ValidationFailed(f"unknown product {product_id}", code="unknown_product", field="product_id")
 
 
 class CanceledTake(msgspec.Struct, kw_only=True):
@@ -445,7 +477,34 @@ async def mark_succeeded(
     )
     await conn.execute(q.SET_CLIP, run.take_id, clip_id)
     await _job_changed(conn, run.job_id)
+    # The judge scores every finished take after commit (backend.commerce.studio_tasks).
+    await outbox.add(conn, "score_take", {"take_id": run.take_id}, job_key=f"score:{run.take_id}")
     return clip_id
+
+
+class FinishedTake(msgspec.Struct, kw_only=True):
+    """A succeeded take as the judge sees it: what was asked for and what came back."""
+
+    take_id: int
+    user_id: int
+    prompt: str
+    provider_prompt: str
+    product_id: int | None
+    requested_seconds: int
+    requested_width: int
+    requested_height: int
+    video_media_id: int
+    poster_media_id: int
+    duration_ms: int
+    width: int
+    height: int
+
+
+async def finished_take(conn: Conn, take_id: int) -> FinishedTake | None:
+    row = await conn.fetchrow(q.FINISHED_TAKE, take_id)
+    if row is None:
+        return None
+    return FinishedTake(**dict(row))
 
 
 def provenance(run: TakeRun, spec: ModelSpec) -> dict[str, Any]:

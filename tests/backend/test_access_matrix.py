@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.backend.media.test_media_api import png, upload
+from tests.backend.studio.products import make_product
 from tests.factories import User, make_clip, make_draft
 
 ANON, STRANGER, BLOCKED, MODERATOR = "anonymous", "stranger", "blocked", "moderator"
@@ -94,6 +95,18 @@ async def _scenario(conn, client, users) -> tuple[User, dict[str, User], dict[st
     ids["comment"] = r.json()["id"]
     r = await client.get("/v1/sessions", headers=alice.headers)
     ids["session"] = r.json()["items"][0]["id"]
+    ids["product"] = await make_product(conn, alice)
+    studio = {"goal": "awareness", "style": "ugc", "language": "en", "variants": 1, "seconds": 4}
+    r = await client.post(
+        f"/v1/products/{ids['product']}/studio",
+        json=studio,
+        headers=alice.headers | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 202, r.text
+    ids["studio_run"] = r.json()["id"]
+    r = await client.post("/v1/breakdowns", json={"clip_id": ids["public"]}, headers=alice.headers)
+    assert r.status_code == 201, r.text
+    ids["breakdown"] = r.json()["id"]
     for name, status in (("cameo", "verified"), ("pending_cameo", "pending")):
         r = await client.post(
             "/v1/cameos", json={"kind": "person", "display_name": name}, headers=alice.headers
@@ -147,6 +160,23 @@ def _cases(ids: dict[str, int]) -> list[Case]:
         Case("GET", "/v1/users/{handle}/clips", "/v1/users/alice/clips", not_blocked),
         Case("PUT", "/v1/users/{handle}/follow", "/v1/users/alice/follow", signed_in_not_blocked),
         *_cameo_cases(ids),
+        # Her product (its shop does not take affiliates), studio run and breakdown.
+        Case(
+            "POST",
+            "/v1/products/{product_id}/studio",
+            f"/v1/products/{ids['product']}/studio",
+            private,
+            {"goal": "awareness", "style": "ugc", "language": "en", "variants": 1, "seconds": 4},
+        ),
+        Case("GET", "/v1/studio/{run_id}", f"/v1/studio/{ids['studio_run']}", private),
+        Case("GET", "/v1/breakdowns/{breakdown_id}", f"/v1/breakdowns/{ids['breakdown']}", private),
+        Case(
+            "POST",
+            "/v1/breakdowns/{breakdown_id}/replicate",
+            f"/v1/breakdowns/{ids['breakdown']}/replicate",
+            private,
+            {"product_id": ids["product"]},
+        ),
     ]
     return cases
 
@@ -208,6 +238,7 @@ async def test_nobody_reads_or_changes_what_is_not_theirs(client, users, conn):
     for case in cases:
         for actor in ACTORS:
             headers = actors[actor].headers if actor in actors else {}
+            headers = headers | {"Idempotency-Key": uuid.uuid4().hex}  # where a route needs one
             r = await client.request(case.method, case.path, headers=headers, json=case.body)
             want = case.expect[actor]
             got = r.status_code if r.status_code not in (201, 204) or want != 200 else 200

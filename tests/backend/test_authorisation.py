@@ -75,6 +75,11 @@ PROTECTED = [
     ("PUT", "/v1/cameos/{cameo_id}/licence"),
     ("DELETE", "/v1/cameos/{cameo_id}/licence"),
     ("GET", "/v1/cameos/{cameo_id}/earnings"),
+    ("POST", "/v1/products/{product_id}/studio"),
+    ("GET", "/v1/studio/{run_id}"),
+    ("POST", "/v1/breakdowns"),
+    ("GET", "/v1/breakdowns/{breakdown_id}"),
+    ("POST", "/v1/breakdowns/{breakdown_id}/replicate"),
 ]
 
 PUBLIC = {
