@@ -78,13 +78,30 @@ LIMIT $1
 """
 
 # Every filter in one place: visible to the viewer, not their own, not from a hidden or muted
-# creator, not marked not interested.
+# creator, not marked not interested. Similarity to the taste vector ($4, NULL for none) and,
+# for candidates the index found ($5), the words of the liked clip nearest to it ("because you
+# liked …") are computed here: shipping 500 vectors to Python to do the same cost a first page
+# more than the whole query.
 CANDIDATE_FEATURES = """
-SELECT c.id, c.author_id, c.hashtags, c.published_at, v.embedding,
+WITH liked AS MATERIALIZED (
+    SELECT coalesce(nullif(lc.caption, ''), lc.prompt) AS words, lv.embedding
+    FROM likes l JOIN clips lc ON lc.id = l.clip_id JOIN clip_vectors lv ON lv.clip_id = lc.id
+    WHERE l.user_id = $1
+    ORDER BY l.created_at DESC
+    LIMIT 20
+)
+SELECT c.id, c.author_id, c.hashtags, c.published_at,
+       1 - (v.embedding <=> $4::vector(256)) AS similarity, near.words AS liked_near,
        s.impressions, s.likes, s.completes, s.shares, s.skips, s.negatives
 FROM clips c
 LEFT JOIN clip_vectors v ON v.clip_id = c.id
 LEFT JOIN clip_stats s ON s.clip_id = c.id
+LEFT JOIN LATERAL (
+    SELECT liked.words FROM liked
+    WHERE c.id = ANY($5::bigint[]) AND (liked.embedding <#> v.embedding) < -0.5
+    ORDER BY liked.embedding <#> v.embedding
+    LIMIT 1
+) near ON true
 WHERE c.id = ANY($2::bigint[]) AND c.status = 'published' AND {visible}
   AND c.author_id IS DISTINCT FROM $1
   AND NOT EXISTS (SELECT 1 FROM hidden_creators h WHERE h.user_id = $1 AND h.creator_id = c.author_id)
@@ -93,14 +110,6 @@ WHERE c.id = ANY($2::bigint[]) AND c.status = 'published' AND {visible}
   AND NOT EXISTS (SELECT 1 FROM not_interested n WHERE n.user_id = $1 AND n.clip_id = c.id)
   AND NOT EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $1 AND l.clip_id = c.id)
   AND (v.teen_safe OR NOT $3::boolean)
-"""
-
-RECENT_LIKES = """
-SELECT c.caption, c.prompt, v.embedding
-FROM likes l JOIN clips c ON c.id = l.clip_id JOIN clip_vectors v ON v.clip_id = c.id
-WHERE l.user_id = $1
-ORDER BY l.created_at DESC
-LIMIT 20
 """
 
 FOLLOWING_PAGE = """

@@ -10,6 +10,7 @@ session and refill it when it runs low, so nothing repeats within a session.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -21,6 +22,7 @@ from typing import Any, cast
 
 import msgspec
 import numpy as np
+from redis import exceptions as redis_errors
 
 from backend.clips import service as clips
 from backend.clips.queries import VISIBLE
@@ -299,6 +301,9 @@ def spread(
     return out
 
 
+_FEATURES = q.CANDIDATE_FEATURES.format(visible=VISIBLE)
+
+
 async def _rank(
     conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int], teen: bool = True
 ) -> list[Candidate]:
@@ -307,28 +312,21 @@ async def _rank(
     if viewer_id is not None:
         seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
     ids = [c for c in found if c not in exclude and c not in seen]
-    rows = await conn.fetch(q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids, teen)
-    liked = await conn.fetch(q.RECENT_LIKES, viewer_id) if viewer_id is not None else []
-    # One matrix of what they liked, so "because you liked …" is one product per candidate.
-    liked_vectors = np.stack([like["embedding"].to_numpy() for like in liked]) if liked else None
+    from_index = [c for c in ids if "taste" in found[c].reasons]
+    rows = await conn.fetch(
+        q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids, teen, taste, from_index
+    )
     now = time.time()
     ranked = []
     for row in rows:
         cand = found[row["id"]]
         cand.author_id = row["author_id"]
         cand.hashtags = tuple(row["hashtags"])
-        if taste is not None and not cand.similarity and row["embedding"] is not None:
-            # Candidates that did not come from the index: cosine here, from the vector the
-            # features query already returned (it was one more query per first page).
-            vector = row["embedding"].to_numpy()
-            norm = float(np.linalg.norm(vector))
-            cand.similarity = float(vector @ taste) / norm if norm > 1e-9 else 0.0
+        if not cand.similarity and row["similarity"] is not None:
+            cand.similarity = float(row["similarity"])  # a candidate that did not come from the index
         cand.score = _score(cand, row, settings, now)
-        if "taste" in cand.reasons and liked_vectors is not None and row["embedding"] is not None:
-            closeness = liked_vectors @ row["embedding"].to_numpy()
-            best = int(np.argmax(closeness))
-            if float(closeness[best]) > 0.5:
-                cand.liked_near = (liked[best]["caption"] or liked[best]["prompt"])[:40]
+        if row["liked_near"]:
+            cand.liked_near = row["liked_near"][:40]
         ranked.append(cand)
     ranked.sort(key=lambda c: c.score, reverse=True)
     rng = random.Random(secrets.randbits(32))  # noqa: S311 (exploration, not security)
@@ -338,6 +336,33 @@ async def _rank(
 class _Entry(msgspec.Struct, array_like=True):
     clip_id: int
     reason: str
+
+
+# A page of a feed session in one round trip: keep the session alive, read the page, add its
+# clips to the viewer's seen set (KEYS[2], absent for signed-out viewers). Entries are msgpack
+# arrays [clip_id, reason]. In Redis Cluster both keys must share a slot (a hash tag).
+_TAKE_PAGE = """
+local alive = redis.call('EXPIRE', KEYS[1], ARGV[3])
+local raw = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
+if KEYS[2] and #raw > 0 then
+    local ids = {}
+    for i = 1, #raw do ids[i] = (cmsgpack.unpack(raw[i]))[1] end
+    redis.call('SADD', KEYS[2], unpack(ids))
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return {alive, raw}
+"""
+
+
+_TAKE_PAGE_SHA = hashlib.sha1(_TAKE_PAGE.encode(), usedforsecurity=False).hexdigest()
+
+
+async def _take_page(redis: Redis, keys_: list[str], args: list[int]) -> tuple[int, list[bytes]]:
+    try:
+        alive, raw = await redis.evalsha(_TAKE_PAGE_SHA, len(keys_), *keys_, *args)
+    except redis_errors.NoScriptError:  # a restarted or new Redis: load it with the first call
+        alive, raw = await redis.eval(_TAKE_PAGE, len(keys_), *keys_, *args)
+    return int(alive), list(raw)
 
 
 def _session_key(settings: Settings, session_id: str) -> str:
@@ -370,14 +395,16 @@ async def for_you(
     else:
         session_id, offset = secrets.token_urlsafe(12), 0
     key = _session_key(settings, session_id)
+    seen = keys(settings.redis_prefix)("seen", viewer_id) if viewer_id is not None else None
     items: list[FeedItem] = []
     while len(items) < limit:
-        # One round trip reads the page and keeps the session alive; EXPIRE answers 0 when the
-        # session is gone, which for a cursor means it expired.
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(key, offset, offset + limit - len(items) - 1)
-            pipe.expire(key, settings.feed_session_ttl_s)
-            raw, alive = await pipe.execute()
+        # One round trip reads the page, keeps the session alive and marks the page seen;
+        # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
+        alive, raw = await _take_page(
+            redis,
+            [key, seen] if seen else [key],
+            [offset, offset + limit - len(items) - 1, settings.feed_session_ttl_s, SEEN_TTL_S],
+        )
         if cursor and not alive:
             raise BadRequest(
                 "this feed session has expired; start again without a cursor", code="feed_expired"
@@ -386,18 +413,12 @@ async def for_you(
             if not await _refill(conn, redis, settings, key, viewer_id, teen=teen):
                 break
             continue
-        entries = [msgspec.msgpack.decode(cast(bytes, r), type=_Entry) for r in raw]
+        entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
         offset += len(entries)
         shown = await clips.cards(
             conn, viewer_id=viewer_id, clip_ids=[e.clip_id for e in entries], signer=signer
         )
         items += [FeedItem(clip=shown[e.clip_id], reason=e.reason) for e in entries if e.clip_id in shown]
-    if viewer_id is not None and items:
-        seen = keys(settings.redis_prefix)("seen", viewer_id)
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(seen, *[i.clip.id for i in items])
-            pipe.expire(seen, SEEN_TTL_S)
-            await pipe.execute()
     more = bool(items) and len(items) == limit
     return FeedPage(items=items, next_cursor=cursors.encode(kind, [session_id, offset]) if more else None)
 
@@ -408,7 +429,10 @@ async def _refill(
     """Rank more candidates into the session, leaving out everything it already holds."""
     raw = await redis.lrange(key, 0, -1)
     held = {msgspec.msgpack.decode(cast(bytes, r), type=_Entry).clip_id for r in raw}
-    ranked = await _rank(conn, redis, settings, viewer_id, exclude=held, teen=teen)
+    # Its own transaction (a savepoint inside the request's, if there is one): ranking sets
+    # the HNSW search options with SET LOCAL.
+    async with conn.transaction():
+        ranked = await _rank(conn, redis, settings, viewer_id, exclude=held, teen=teen)
     if not ranked:
         return False
     await redis.rpush(key, *[msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c))) for c in ranked])
