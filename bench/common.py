@@ -134,6 +134,31 @@ def servers(
                 server.stop()
 
 
+# What a feed page reads, loaded into shared buffers before a run. A server that has been up
+# for a while holds them there already; a freshly started one copies each 8 kB page in from the
+# OS cache on first touch, which made the first ~10 s of first pages measure that copy (a cold
+# HNSW walk cost 20-40 ms against 5 ms warm). Production does the same with pg_prewarm's
+# autoprewarm worker (docs/OPERATIONS.md).
+PREWARM = (
+    "clip_vectors_hnsw_idx", "clip_vectors", "clip_vectors_pkey", "clips", "clips_pkey",
+    "clip_stats", "clip_stats_pkey", "users", "users_pkey", "follows", "likes", "sessions",
+)  # fmt: skip
+
+
+async def _prewarm(database_url: str) -> dict[str, int]:
+    conn = await db.asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        return {name: await conn.fetchval("SELECT pg_prewarm($1::regclass)", name) for name in PREWARM}
+    finally:
+        await conn.close()
+
+
+def prewarm(database_url: str) -> dict[str, int]:
+    """Load the feed's tables and indexes into shared buffers; pages loaded per relation."""
+    return asyncio.run(_prewarm(database_url))
+
+
 @dataclass
 class Server:
     """One `riffle serve` process (uvicorn, one worker process, API and background worker)."""

@@ -44,7 +44,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import bench_pids, cores_used, cpu_by_process, machine, ms, percentile, serve, servers
+from common import bench_pids, cores_used, cpu_by_process, machine, ms, percentile, prewarm, serve, servers
 from seed import ensure_seeded
 
 from backend.redis_pool import create_redis
@@ -341,6 +341,7 @@ def main() -> None:
         seeded = ensure_seeded(svc.database_url, admin_url=svc.admin_url)
         viewers = asyncio.run(sign_in(svc.database_url, args.viewers))
         warmed = asyncio.run(warm_redis(svc.database_url, svc.redis_url, [u for u, _ in viewers]))
+        warmed["postgres_pages_prewarmed"] = sum(prewarm(svc.database_url).values())
         try:
             with serve(svc) as server:
                 result = run_client(
