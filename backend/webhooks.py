@@ -1,7 +1,8 @@
-"""Verifying provider webhooks (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``,
-``webhook-signature``), with the ``standardwebhooks`` package rather than our own HMAC code.
-The timestamp must be within 5 minutes; replays (a ``webhook-id`` seen before) are refused
-by the caller, which remembers ids in Redis."""
+"""Verifying incoming webhooks (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``,
+``webhook-signature``) with the ``standardwebhooks`` package rather than our own HMAC code:
+video providers' (Replicate) and shops' order webhooks. The timestamp must be within 5
+minutes; replays (a ``webhook-id`` seen before) are refused by the caller, which remembers the
+ids it took."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class WebhookRefused(Exception):
     """The webhook is not authentic, too old or unreadable; the message says which."""
 
 
-def verify_replicate_webhook(
+def verify_standard_webhook(
     secret: str, headers: Mapping[str, str], body: bytes
 ) -> tuple[str, dict[str, Any]]:
     lowered = {k.lower(): v for k, v in headers.items()}

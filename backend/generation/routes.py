@@ -135,13 +135,13 @@ class ProviderWebhookController(Controller):
     async def replicate(
         self, request: Request[Any, Any, Any], conn: ConnDep, settings: SettingsDep, redis: RedisDep
     ) -> None:
-        from backend.generation.providers.webhooks import WebhookRefused, verify_replicate_webhook
+        from backend.webhooks import WebhookRefused, verify_standard_webhook
 
         if not settings.replicate_webhook_secret:
             raise BadRequest("webhooks are not configured here", code="webhooks_disabled")
         body = await request.body()
         try:
-            webhook_id, payload = verify_replicate_webhook(
+            webhook_id, payload = verify_standard_webhook(
                 settings.replicate_webhook_secret, dict(request.headers), body
             )
         except WebhookRefused as exc:

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from standardwebhooks.webhooks import Webhook
 
 from backend.app import create_app
-from backend.generation.providers.webhooks import WebhookRefused, verify_replicate_webhook
+from backend.webhooks import WebhookRefused, verify_standard_webhook
 from tests.conftest import make_settings
 from tests.factories import UserFactory
 
@@ -32,7 +32,7 @@ def signed(body: bytes = BODY, *, at: datetime | None = None, msg_id: str | None
 
 def test_a_correctly_signed_webhook_is_accepted():
     headers = signed()
-    webhook_id, payload = verify_replicate_webhook(SECRET, {k.title(): v for k, v in headers.items()}, BODY)
+    webhook_id, payload = verify_standard_webhook(SECRET, {k.title(): v for k, v in headers.items()}, BODY)
     assert webhook_id == headers["webhook-id"]
     assert payload["id"] == "p1"
 
@@ -51,7 +51,7 @@ def test_a_correctly_signed_webhook_is_accepted():
 def test_forged_stale_or_unreadable_webhooks_are_refused(tamper):
     headers, body = tamper(signed(), BODY)
     with pytest.raises(WebhookRefused):
-        verify_replicate_webhook(SECRET, headers, body)
+        verify_standard_webhook(SECRET, headers, body)
 
 
 async def test_the_webhook_route_wakes_the_take_once(database_url, redis_url, tmp_path, conn):
