@@ -27,6 +27,15 @@ from backend.clips.routes import (
     shared_clip,
 )
 from backend.commerce import studio_tasks
+from backend.commerce import tasks as commerce_tasks
+from backend.commerce.routes import (
+    CommerceWebhookController,
+    EarningsController,
+    ProductController,
+    ProductTagController,
+    ShopController,
+    tracked_redirect,
+)
 from backend.commerce.studio_routes import BreakdownController, StudioController
 from backend.cursor import CursorCodec
 from backend.errors import EXCEPTION_HANDLERS
@@ -73,6 +82,12 @@ ROUTES: list[Any] = [
     CameoController,
     StudioController,
     BreakdownController,
+    ShopController,
+    ProductController,
+    ProductTagController,
+    tracked_redirect,
+    CommerceWebhookController,
+    EarningsController,
     stream,
 ]
 
@@ -84,12 +99,14 @@ WORKER_TASKS: list[Task] = [
     *clip_tasks.TASKS,
     *feed_tasks.TASKS,
     *studio_tasks.TASKS,
+    *commerce_tasks.TASKS,
 ]
 WORKER_CRON: list[CronJob[Any]] = [
     *account_tasks.CRON,
     *media_tasks.CRON,
     *generation_tasks.CRON,
     *feed_tasks.CRON,
+    *commerce_tasks.CRON,
 ]
 
 

@@ -247,6 +247,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     judge_api_key: Annotated[str | None, _doc("API key for the judging chat API.")] = None
     judge_model: Annotated[str, _doc("Vision-capable chat model that scores takes.")] = "gpt-4o-mini"
 
+    # --- commerce ---
+    platform_fee_bps: Annotated[
+        int, _doc("The platform's fee on an attributed order, in basis points of its amount.", ge=0, le=10000)
+    ] = 500
+    attribution_window_days: Annotated[
+        int,
+        _doc(
+            "An order is attributed to the buyer's last tap on the product within this many days.",
+            ge=1,
+            le=90,
+        ),
+    ] = 7
+    tap_token_ttl_s: Annotated[
+        int, _doc("How long a product tap's tracked link stays valid, in seconds.", ge=60)
+    ] = 7 * 86400
+    import_allow_private_hosts: Annotated[
+        str,
+        _doc(
+            "Comma-separated hosts product import may fetch although they are private (tests' local "
+            "page server only; leave empty in production)."
+        ),
+    ] = ""
+    import_max_bytes: Annotated[int, _doc("Largest product page import reads, in bytes.", ge=1024)] = (
+        2 * 1024 * 1024
+    )
+    import_timeout_s: Annotated[
+        float, _doc("Deadline for fetching a product page, redirects included.", ge=0.1)
+    ] = 10.0
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

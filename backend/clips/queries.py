@@ -33,7 +33,13 @@ CARD_COLUMNS = """
     c.comment_count, c.share_count, c.remix_count, c.parent_id, c.root_id, c.depth, c.cameo_ids,
     c.take_id, c.created_at, c.published_at,
     (p.id IS NOT NULL AND p.status = 'published') AS parent_available,
-    EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $1 AND l.clip_id = c.id) AS liked
+    EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $1 AND l.clip_id = c.id) AS liked,
+    (SELECT jsonb_agg(jsonb_build_object(
+                'id', t.id, 'product_id', pr.id, 'title', pr.title, 'price_minor', pr.price_minor,
+                'currency', pr.currency, 'image_url', pr.image_urls[1], 'start_ms', t.start_ms,
+                'end_ms', t.end_ms, 'x', t.x, 'y', t.y) ORDER BY t.id)
+     FROM product_tags t JOIN products pr ON pr.id = t.product_id
+     WHERE t.clip_id = c.id AND t.removed_at IS NULL AND pr.deleted_at IS NULL) AS product_tags
 """
 
 

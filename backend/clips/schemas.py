@@ -58,6 +58,21 @@ class RemixInfo(msgspec.Struct, kw_only=True):
     parent_available: bool  # False: the original was removed or deleted ("original unavailable")
 
 
+class ProductTag(msgspec.Struct, kw_only=True):
+    """A product shown in the clip; tapping it (POST …/product-tags/{id}/tap) leads to the shop."""
+
+    id: int
+    product_id: int
+    title: str
+    price_minor: int | None
+    currency: str | None
+    image_url: str | None
+    start_ms: int | None
+    end_ms: int | None
+    x: float | None
+    y: float | None
+
+
 class Clip(msgspec.Struct, kw_only=True):
     id: int
     author: UserSummary
@@ -80,6 +95,7 @@ class Clip(msgspec.Struct, kw_only=True):
     viewer: ViewerState
     remix: RemixInfo
     cameo_ids: list[int]
+    product_tags: list[ProductTag]
     take_id: int
     created_at: datetime
     published_at: datetime | None

@@ -23,6 +23,7 @@ from backend.clips.schemas import (
     Counts,
     LineageItem,
     Media,
+    ProductTag,
     RemixInfo,
     RemixTree,
     TreeNode,
@@ -108,6 +109,18 @@ async def create_draft(conn: Conn, draft: DraftInput) -> int:
     )
     if clip_id is None:
         clip_id = await conn.fetchval("SELECT id FROM clips WHERE take_id = $1", draft.take_id)
+    elif draft.product_id is not None:
+        # A product clip (the product studio) comes out already tagged with its product.
+        await conn.execute(
+            """
+            INSERT INTO product_tags (clip_id, product_id, created_by)
+            SELECT $1, p.id, $3 FROM products p WHERE p.id = $2 AND p.deleted_at IS NULL
+            ON CONFLICT (clip_id, product_id) WHERE removed_at IS NULL DO NOTHING
+            """,
+            clip_id,
+            draft.product_id,
+            draft.author_id,
+        )
     return int(clip_id)
 
 
@@ -211,6 +224,7 @@ def clip_from_row(row: Any, signer: Signer, viewer_id: int | None) -> Clip:
             parent_available=row["parent_id"] is None or row["parent_available"],
         ),
         cameo_ids=list(row["cameo_ids"]),
+        product_tags=msgspec.convert(row["product_tags"], list[ProductTag]) if row["product_tags"] else [],
         take_id=row["take_id"],
         created_at=row["created_at"],
         published_at=row["published_at"],

@@ -1,17 +1,13 @@
 """SQL of the product studio: the product as a maker may use it, runs and breakdowns."""
 
-# A product the user may make clips of: the owner of its shop, or anyone when the shop takes
-# affiliates, unless one of the two blocked the other. (The same rule as generation's
-# _check_product, which re-checks it when each generation is created.)
-PRODUCT_FOR_MAKER = """
+from backend.commerce.queries import MAY_USE
+
+# A product the user may make clips of: commerce's one rule (MAY_USE), which tagging and
+# generation's product check use too.
+PRODUCT_FOR_MAKER = f"""
 SELECT p.id, p.title, p.description, p.brand, p.price_minor, p.currency
 FROM products p JOIN shops s ON s.id = p.shop_id
-WHERE p.id = $1 AND p.deleted_at IS NULL
-  AND (s.owner_id = $2
-       OR (s.allow_affiliates
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = s.owner_id AND b.blocked_id = $2)
-                              OR (b.blocker_id = $2 AND b.blocked_id = s.owner_id))))
+WHERE p.id = $1 AND p.deleted_at IS NULL AND {MAY_USE}
 """
 
 INSERT_RUN = """

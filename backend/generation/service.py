@@ -286,19 +286,12 @@ async def _check_reference_image(conn: Conn, *, viewer: Viewer, media_id: int) -
 # Who may make clips of a product: the owner of its shop, or anyone when the shop takes
 # affiliates, unless one of the two blocked the other. (The commerce issue replaces this with its
 # own service call at merge; the rule stays the same.)
-_PRODUCT_FOR_MAKER = """
-SELECT p.id FROM products p JOIN shops s ON s.id = p.shop_id
-WHERE p.id = $1 AND p.deleted_at IS NULL
-  AND (s.owner_id = $2
-       OR (s.allow_affiliates
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = s.owner_id AND b.blocked_id = $2)
-                              OR (b.blocker_id = $2 AND b.blocked_id = s.owner_id))))
-"""
 
 
 async def _check_product(conn: Conn, *, viewer: Viewer, product_id: int) -> None:
-    if await conn.fetchval(_PRODUCT_FOR_MAKER, product_id, viewer.user_id) is None:
+    from backend.commerce import service as commerce
+
+    if not await commerce.may_use_product(conn, user_id=viewer.user_id, product_id=product_id):
         raise ValidationFailed(f"unknown product {product_id}", code="unknown_product", field="product_id")
 
 
