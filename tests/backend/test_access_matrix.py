@@ -61,6 +61,9 @@ NOT_OWNED = {
     ("DELETE", "/v1/clips/{clip_id}/like"): "removes the caller's own like; nothing of the author's",
     ("POST", "/v1/comments/{comment_id}/unhide"): "same rule as hide, tested there",
     ("DELETE", "/v1/sessions/current"): "the caller's own session",
+    ("POST", "/v1/commerce/webhooks/{shop_id}"): "the shop's webhook signature is the authorisation "
+    "(tests/backend/commerce)",
+    ("GET", "/r/{token}"): "the link's signature is the authorisation (tests/backend/commerce)",
 }
 
 
@@ -96,6 +99,12 @@ async def _scenario(conn, client, users) -> tuple[User, dict[str, User], dict[st
     r = await client.get("/v1/sessions", headers=alice.headers)
     ids["session"] = r.json()["items"][0]["id"]
     ids["product"] = await make_product(conn, alice)
+    ids["shop"] = await conn.fetchval("SELECT shop_id FROM products WHERE id = $1", ids["product"])
+    r = await client.post(
+        f"/v1/clips/{ids['public']}/product-tags", json={"product_id": ids["product"]}, headers=alice.headers
+    )
+    assert r.status_code == 201, r.text
+    ids["tag"] = r.json()["product_tags"][0]["id"]
     studio = {"goal": "awareness", "style": "ugc", "language": "en", "variants": 1, "seconds": 4}
     r = await client.post(
         f"/v1/products/{ids['product']}/studio",
@@ -169,6 +178,7 @@ def _cases(ids: dict[str, int]) -> list[Case]:
             {"goal": "awareness", "style": "ugc", "language": "en", "variants": 1, "seconds": 4},
         ),
         Case("GET", "/v1/studio/{run_id}", f"/v1/studio/{ids['studio_run']}", private),
+        *_commerce_cases(ids),
         Case("GET", "/v1/breakdowns/{breakdown_id}", f"/v1/breakdowns/{ids['breakdown']}", private),
         Case(
             "POST",
@@ -179,6 +189,57 @@ def _cases(ids: dict[str, int]) -> list[Case]:
         ),
     ]
     return cases
+
+
+def _commerce_cases(ids: dict[str, int]) -> list[Case]:
+    """Her shop (no affiliates), its product, and a tag on her public clip."""
+    private = everyone(404, anon=401)
+    shop, product, pub, tag = ids["shop"], ids["product"], ids["public"], ids["tag"]
+    product_body = {"title": "not yours", "url": "https://example.com/x"}
+    not_the_author = everyone(403, anon=401, blocked=404)  # they see the clip; only she tags it
+    return [
+        Case("GET", "/v1/shops/{shop_id}", f"/v1/shops/{shop}", private),
+        Case("PATCH", "/v1/shops/{shop_id}", f"/v1/shops/{shop}", private, {"name": "mine now"}),
+        Case("DELETE", "/v1/shops/{shop_id}", f"/v1/shops/{shop}", private),
+        Case("GET", "/v1/shops/{shop_id}/webhook-secret", f"/v1/shops/{shop}/webhook-secret", private),
+        Case(
+            "POST",
+            "/v1/shops/{shop_id}/webhook-secret:rotate",
+            f"/v1/shops/{shop}/webhook-secret:rotate",
+            private,
+        ),
+        Case("GET", "/v1/shops/{shop_id}/products", f"/v1/shops/{shop}/products", private),
+        Case("POST", "/v1/shops/{shop_id}/products", f"/v1/shops/{shop}/products", private, product_body),
+        Case(
+            "POST",
+            "/v1/shops/{shop_id}/products:import",
+            f"/v1/shops/{shop}/products:import",
+            private,
+            {"url": "https://example.com/product"},
+        ),
+        Case("GET", "/v1/products/{product_id}", f"/v1/products/{product}", private),
+        Case("PATCH", "/v1/products/{product_id}", f"/v1/products/{product}", private, {"title": "x"}),
+        Case("DELETE", "/v1/products/{product_id}", f"/v1/products/{product}", private),
+        Case(
+            "POST",
+            "/v1/clips/{clip_id}/product-tags",
+            f"/v1/clips/{pub}/product-tags",
+            not_the_author,
+            {"product_id": product},
+        ),
+        Case(
+            "DELETE",
+            "/v1/clips/{clip_id}/product-tags/{tag_id}",
+            f"/v1/clips/{pub}/product-tags/{tag}",
+            not_the_author,
+        ),
+        Case(
+            "POST",
+            "/v1/clips/{clip_id}/product-tags/{tag_id}/tap",
+            f"/v1/clips/{pub}/product-tags/{tag}/tap",
+            everyone(200, anon=401, blocked=404),
+        ),
+    ]
 
 
 def _cameo_cases(ids: dict[str, int]) -> list[Case]:

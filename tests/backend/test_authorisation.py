@@ -80,6 +80,23 @@ PROTECTED = [
     ("POST", "/v1/breakdowns"),
     ("GET", "/v1/breakdowns/{breakdown_id}"),
     ("POST", "/v1/breakdowns/{breakdown_id}/replicate"),
+    ("POST", "/v1/shops"),
+    ("GET", "/v1/shops"),
+    ("GET", "/v1/shops/{shop_id}"),
+    ("PATCH", "/v1/shops/{shop_id}"),
+    ("DELETE", "/v1/shops/{shop_id}"),
+    ("GET", "/v1/shops/{shop_id}/webhook-secret"),
+    ("POST", "/v1/shops/{shop_id}/webhook-secret:rotate"),
+    ("POST", "/v1/shops/{shop_id}/products"),
+    ("GET", "/v1/shops/{shop_id}/products"),
+    ("POST", "/v1/shops/{shop_id}/products:import"),
+    ("GET", "/v1/products/{product_id}"),
+    ("PATCH", "/v1/products/{product_id}"),
+    ("DELETE", "/v1/products/{product_id}"),
+    ("POST", "/v1/clips/{clip_id}/product-tags"),
+    ("DELETE", "/v1/clips/{clip_id}/product-tags/{tag_id}"),
+    ("POST", "/v1/clips/{clip_id}/product-tags/{tag_id}/tap"),
+    ("GET", "/v1/me/earnings"),
 ]
 
 PUBLIC = {
@@ -105,6 +122,8 @@ PUBLIC = {
     ("GET", "/c/{clip_id}"),  # the share page
     ("GET", "/v1/feed/for-you"),  # signed out: trending and new
     ("GET", "/v1/cameos/{cameo_id}"),  # a verified cameo, so people can ask to use it
+    ("POST", "/v1/commerce/webhooks/{shop_id}"),  # the shop's Standard Webhooks signature
+    ("GET", "/r/{token}"),  # a tracked product link: its signature is the authorisation
 }
 
 
