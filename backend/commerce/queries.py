@@ -245,3 +245,72 @@ WHERE a.owner_id = $1 AND a.kind = ANY($2::text[]) AND ($3::bigint IS NULL OR e.
 ORDER BY e.id DESC
 LIMIT $4
 """
+
+# --- seller analytics ------------------------------------------------------------------------
+
+# A page of a shop's analytics in one statement. $1 shop, $2 from, $3 to (half-open), $4 group
+# ('clip', 'product', 'day'), $5 the sort key after which the page starts, $6 page size.
+# Impressions and views are the events of clips that tag the shop's products (a clip tagging
+# two of its products counts for each when grouped by product); taps and orders come from their
+# own tables; GMV is net of refunds and, like commission (the creator's and cameo owners'
+# shares as booked), kept per currency.
+ANALYTICS = """
+WITH tagged AS (
+    SELECT DISTINCT t.clip_id, t.product_id
+    FROM product_tags t JOIN products p ON p.id = t.product_id
+    WHERE p.shop_id = $1
+), ev AS (
+    SELECT e.clip_id, (e.at AT TIME ZONE 'UTC')::date AS day,
+           count(*) FILTER (WHERE e.type = 'impression') AS impressions,
+           count(*) FILTER (WHERE e.type = 'watch') AS views
+    FROM events e
+    WHERE e.clip_id IN (SELECT clip_id FROM tagged) AND e.at >= $2 AND e.at < $3
+    GROUP BY 1, 2
+), facts AS (
+    SELECT ev.clip_id, tg.product_id, ev.day, ev.impressions, ev.views, 0::bigint AS taps,
+           0::bigint AS orders, NULL::text AS currency, 0::bigint AS gmv, 0::bigint AS commission
+    FROM ev LEFT JOIN tagged tg ON $4 = 'product' AND tg.clip_id = ev.clip_id
+    UNION ALL
+    SELECT tp.clip_id, tp.product_id, (tp.created_at AT TIME ZONE 'UTC')::date, 0, 0, 1, 0, NULL, 0, 0
+    FROM taps tp
+    WHERE tp.shop_id = $1 AND tp.created_at >= $2 AND tp.created_at < $3
+    UNION ALL
+    SELECT o.clip_id, o.product_id, (o.placed_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 1, o.currency,
+           o.amount_minor - o.refunded_minor,
+           coalesce((SELECT sum(le.amount_minor)
+                     FROM ledger_transactions lt
+                     JOIN ledger_entries le ON le.transaction_id = lt.id
+                     JOIN ledger_accounts la ON la.id = le.account_id
+                     WHERE la.kind IN ('creator_earnings', 'cameo_earnings')
+                       AND (lt.reference = 'order:' || o.id
+                            OR (lt.kind = 'refund' AND lt.memo ->> 'order_id' = o.id::text))), 0)
+    FROM orders o
+    WHERE o.shop_id = $1 AND o.placed_at >= $2 AND o.placed_at < $3
+), keyed AS (
+    SELECT CASE $4 WHEN 'day' THEN to_char(day, 'YYYY-MM-DD')
+                   WHEN 'clip' THEN lpad(clip_id::text, 20, '0')
+                   ELSE lpad(product_id::text, 20, '0') END AS key, *
+    FROM facts
+    WHERE CASE $4 WHEN 'clip' THEN clip_id IS NOT NULL WHEN 'product' THEN product_id IS NOT NULL
+                  ELSE true END
+), page AS (
+    SELECT key, sum(impressions)::bigint AS impressions, sum(views)::bigint AS views,
+           sum(taps)::bigint AS taps, sum(orders)::bigint AS orders
+    FROM keyed
+    WHERE $5::text IS NULL OR key > $5
+    GROUP BY key
+    ORDER BY key
+    LIMIT $6
+), money AS (
+    SELECT key, currency, sum(gmv)::bigint AS gmv, sum(commission)::bigint AS commission
+    FROM keyed
+    WHERE currency IS NOT NULL AND key IN (SELECT key FROM page)
+    GROUP BY key, currency
+)
+SELECT page.*, coalesce(mo.gmv, '{}') AS gmv, coalesce(mo.commission, '{}') AS commission
+FROM page
+LEFT JOIN (SELECT key, jsonb_object_agg(currency, gmv) AS gmv,
+                  jsonb_object_agg(currency, commission) AS commission
+           FROM money GROUP BY key) mo ON mo.key = page.key
+ORDER BY page.key
+"""

@@ -3,17 +3,19 @@ webhooks and earnings."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from backend.clips.schemas import Clip
 from backend.clips.service import Signer
 from backend.commerce import ledger, service
 from backend.commerce.schemas import (
+    Analytics,
     Balance,
     Booking,
     Earnings,
@@ -180,6 +182,45 @@ class ShopController(Controller):
             conn, user_id=viewer.user_id, shop_id=shop_id, before_id=before, limit=limit
         )
         return id_page(cursors, f"products:{shop_id}", items, limit)
+
+    @get(
+        "/{shop_id:int}/analytics",
+        summary="What the shop's clips did: impressions, views, taps, orders, GMV, commission",
+        description=(
+            "Per clip, product or UTC day over `[from, to)` (at most 366 days; the last 30 days by "
+            "default): CTR is taps per impression, conversion orders per tap, GMV net of refunds "
+            "per currency, GMV per thousand views, commission as booked. One query per page."
+        ),
+        responses=problems(400, 401, 404, 422),
+    )
+    async def analytics(
+        self,
+        conn: ConnDep,
+        viewer: ViewerDep,
+        cursors: CursorsDep,
+        shop_id: FromPath[int],
+        from_: Annotated[
+            datetime | None,
+            QueryParameter(name="from", description="Start (inclusive); default: 30 days before `to`."),
+        ] = None,
+        to: Annotated[datetime | None, QueryParameter(description="End (exclusive); default: now.")] = None,
+        group: Annotated[
+            Literal["clip", "product", "day"], QueryParameter(description="One row per …")
+        ] = "day",
+        cursor: CursorParam = None,
+        limit: Limit = 50,
+    ) -> Analytics:
+        return await service.analytics(
+            conn,
+            cursors,
+            owner_id=viewer.user_id,
+            shop_id=shop_id,
+            start=from_,
+            end=to,
+            group=group,
+            cursor=cursor,
+            limit=limit,
+        )
 
 
 class ProductController(Controller):

@@ -160,3 +160,27 @@ class Earnings(msgspec.Struct, kw_only=True):
     balances: list[Balance]
     entries: list[Entry]
     next_cursor: str | None = None
+
+
+class AnalyticsRow(msgspec.Struct, kw_only=True, omit_defaults=True):
+    clip_id: int | None = None
+    product_id: int | None = None
+    day: str | None = None  # YYYY-MM-DD (UTC)
+    impressions: int
+    views: int
+    taps: int
+    ctr: float | None  # taps per impression
+    orders: int
+    conversion_rate: float | None  # orders per tap
+    gmv_minor: dict[str, int]  # per currency, net of refunds
+    gmv_per_mille_views: dict[str, float]
+    commission_minor: dict[str, int]
+
+
+class Analytics(msgspec.Struct, kw_only=True):
+    shop_id: int
+    group: str
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    items: list[AnalyticsRow]
+    next_cursor: str | None = None

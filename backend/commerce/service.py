@@ -24,6 +24,8 @@ from backend.clips.service import Signer
 from backend.commerce import importer, ledger
 from backend.commerce import queries as q
 from backend.commerce.schemas import (
+    Analytics,
+    AnalyticsRow,
     Booking,
     OrderEvent,
     Product,
@@ -570,3 +572,59 @@ async def _refund(conn: Conn, settings: Settings, *, shop_id: int, event: OrderE
         transaction_id=transaction_id,
         duplicate=False,
     )
+
+
+# --- seller analytics ------------------------------------------------------------------------
+
+MAX_ANALYTICS_DAYS = 366
+
+
+async def analytics(
+    conn: Conn,
+    cursors: CursorCodec,
+    *,
+    owner_id: int,
+    shop_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    group: str,
+    cursor: str | None,
+    limit: int,
+) -> Analytics:
+    """A page of the shop's figures per clip, product or day, in one query."""
+    await own_shop_id(conn, owner_id=owner_id, shop_id=shop_id)
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+    if start >= end:
+        raise ValidationFailed("from must be before to", code="bad_range", field="from")
+    if end - start > timedelta(days=MAX_ANALYTICS_DAYS):
+        raise ValidationFailed(
+            f"at most {MAX_ANALYTICS_DAYS} days at a time", code="range_too_long", field="to"
+        )
+    kind = f"analytics:{shop_id}:{group}:{start.isoformat()}:{end.isoformat()}"
+    after = str(cursors.decode(kind, cursor)[0]) if cursor else None
+    rows = await conn.fetch(q.ANALYTICS, shop_id, start, end, group, after, limit)
+    items = []
+    for r in rows:
+        key: str = r["key"]
+        views = r["views"]
+        gmv = {c: int(v) for c, v in r["gmv"].items()}
+        items.append(
+            AnalyticsRow(
+                clip_id=int(key) if group == "clip" else None,
+                product_id=int(key) if group == "product" else None,
+                day=key if group == "day" else None,
+                impressions=r["impressions"],
+                views=views,
+                taps=r["taps"],
+                ctr=round(r["taps"] / r["impressions"], 4) if r["impressions"] else None,
+                orders=r["orders"],
+                conversion_rate=round(r["orders"] / r["taps"], 4) if r["taps"] else None,
+                gmv_minor=gmv,
+                gmv_per_mille_views={c: round(v * 1000 / views, 2) for c, v in gmv.items()} if views else {},
+                commission_minor={c: int(v) for c, v in r["commission"].items()},
+            )
+        )
+    next_cursor = cursors.encode(kind, [rows[-1]["key"]]) if len(rows) == limit else None
+    return Analytics(shop_id=shop_id, group=group, from_=start, to=end, items=items, next_cursor=next_cursor)

@@ -209,6 +209,12 @@ def _commerce_cases(ids: dict[str, int]) -> list[Case]:
             private,
         ),
         Case("GET", "/v1/shops/{shop_id}/products", f"/v1/shops/{shop}/products", private),
+        Case(
+            "GET",
+            "/v1/shops/{shop_id}/analytics",
+            f"/v1/shops/{shop}/analytics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+            private,
+        ),
         Case("POST", "/v1/shops/{shop_id}/products", f"/v1/shops/{shop}/products", private, product_body),
         Case(
             "POST",

@@ -97,6 +97,7 @@ PROTECTED = [
     ("DELETE", "/v1/clips/{clip_id}/product-tags/{tag_id}"),
     ("POST", "/v1/clips/{clip_id}/product-tags/{tag_id}/tap"),
     ("GET", "/v1/me/earnings"),
+    ("GET", "/v1/shops/{shop_id}/analytics"),
 ]
 
 PUBLIC = {

@@ -518,3 +518,45 @@ async def test_the_ledger_refuses_unbalanced_and_edited_entries(conn) -> None:
         await conn.execute("UPDATE ledger_entries SET amount_minor = 6 WHERE amount_minor = 5")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await conn.execute("DELETE FROM ledger_entries")
+
+
+# --- seller analytics ------------------------------------------------------------------------
+
+
+async def test_seller_analytics_per_clip_product_and_day(client, users, conn) -> None:
+    seller, creator, buyer, shop, product, clip, _ = await _tapped(client, users, conn)
+    now = datetime.now(UTC)
+    await conn.executemany(
+        "INSERT INTO events (user_id, client_event_id, type, clip_id, at) VALUES ($1, $2, $3, $4, $5)",
+        [(buyer.id, f"e{i}", "impression" if i < 40 else "watch", clip["id"], now) for i in range(60)],
+    )
+    order = {"type": "order.placed", "order_id": "AN-1", "product_id": product["id"], "amount_minor": 5000,
+             "currency": "USD", "buyer_id": buyer.id}  # fmt: skip
+    assert (await _deliver(client, shop, order)).status_code == 200
+    span = {"from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
+    for group, key, value in [("clip", "clip_id", clip["id"]), ("product", "product_id", product["id"]),
+                              ("day", "day", now.date().isoformat())]:  # fmt: skip
+        r = await client.get(
+            f"/v1/shops/{shop['id']}/analytics", params=span | {"group": group}, headers=seller.headers
+        )
+        assert r.status_code == 200, r.text
+        [row] = r.json()["items"]
+        assert row[key] == value
+        assert (row["impressions"], row["views"], row["taps"], row["orders"]) == (40, 20, 1, 1)
+        assert row["ctr"] == 0.025
+        assert row["conversion_rate"] == 1.0
+        assert row["gmv_minor"] == {"USD": 5000}
+        assert row["gmv_per_mille_views"] == {"USD": 250000.0}
+        assert row["commission_minor"] == {"USD": 500}
+    other = await client.get(f"/v1/shops/{shop['id']}/analytics", params=span, headers=creator.headers)
+    assert other.status_code == 404
+    backwards = {"from": span["to"], "to": span["from"]}
+    bad = await client.get(f"/v1/shops/{shop['id']}/analytics", params=backwards, headers=seller.headers)
+    assert bad.status_code == 422
+    too_long = {"from": (now - timedelta(days=400)).isoformat(), "to": now.isoformat()}
+    bad = await client.get(f"/v1/shops/{shop['id']}/analytics", params=too_long, headers=seller.headers)
+    assert bad.status_code == 422
+    wrong_group = await client.get(
+        f"/v1/shops/{shop['id']}/analytics", params=span | {"group": "month"}, headers=seller.headers
+    )
+    assert wrong_group.status_code in (400, 422)
