@@ -29,6 +29,7 @@ from backend.clips.routes import (
 from backend.commerce import studio_tasks
 from backend.commerce import tasks as commerce_tasks
 from backend.commerce.routes import (
+    CampaignController,
     CommerceWebhookController,
     EarningsController,
     ProductController,
@@ -88,6 +89,7 @@ ROUTES: list[Any] = [
     tracked_redirect,
     CommerceWebhookController,
     EarningsController,
+    CampaignController,
     stream,
 ]
 

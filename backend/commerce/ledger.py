@@ -30,7 +30,13 @@ from typing import Any
 from backend.commerce import queries as q
 from backend.db import Conn
 
-USER_ACCOUNTS = ("creator_earnings", "cameo_earnings", "shop_payable", "advertiser_budget")
+USER_ACCOUNTS = (
+    "creator_earnings",
+    "cameo_earnings",
+    "shop_payable",
+    "advertiser_budget",
+    "advertiser_funding",
+)
 
 Key = tuple[str, int | None]  # (account kind, owner user id or None for the platform)
 

@@ -314,3 +314,52 @@ LEFT JOIN (SELECT key, jsonb_object_agg(currency, gmv) AS gmv,
            FROM money GROUP BY key) mo ON mo.key = page.key
 ORDER BY page.key
 """
+
+# --- campaigns -------------------------------------------------------------------------------
+
+CAMPAIGN_COLUMNS = """
+id, advertiser_id, clip_id, product_id, billing, rate_minor, currency, budget_minor, spent_minor,
+billed_views, status, created_at, updated_at
+"""
+
+INSERT_CAMPAIGN = f"""
+INSERT INTO campaigns (advertiser_id, clip_id, product_id, billing, rate_minor, currency, budget_minor,
+                       billed_views)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce((SELECT view_count FROM clips WHERE id = $2), 0))
+RETURNING {CAMPAIGN_COLUMNS}
+"""
+
+CAMPAIGN = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 AND advertiser_id = $2"
+
+LOCK_CAMPAIGN = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 FOR UPDATE"
+
+MY_CAMPAIGNS = f"""
+SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE advertiser_id = $1 AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3
+"""
+
+SET_CAMPAIGN_STATUS = f"""
+UPDATE campaigns SET status = $2, updated_at = now() WHERE id = $1 RETURNING {CAMPAIGN_COLUMNS}
+"""
+
+CHARGE_CAMPAIGN = f"""
+UPDATE campaigns SET spent_minor = spent_minor + $2, billed_views = $3,
+    status = CASE WHEN spent_minor + $2 >= budget_minor THEN 'exhausted' ELSE status END, updated_at = now()
+WHERE id = $1
+RETURNING {CAMPAIGN_COLUMNS}
+"""
+
+# Active pay-per-order campaigns an attributed order pays for, oldest first.
+CPA_CAMPAIGNS = """
+SELECT id FROM campaigns
+WHERE status = 'active' AND billing = 'cpa' AND (clip_id = $1 OR product_id = $2)
+ORDER BY id
+"""
+
+# Active pay-per-thousand-views campaigns whose clip has a thousand views not yet billed.
+CPM_DUE = """
+SELECT k.id FROM campaigns k JOIN clips c ON c.id = k.clip_id
+WHERE k.status = 'active' AND k.billing = 'cpm' AND c.view_count - k.billed_views >= 1000
+ORDER BY k.id
+LIMIT $1
+"""

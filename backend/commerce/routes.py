@@ -13,11 +13,13 @@ from litestar.response import Redirect
 
 from backend.clips.schemas import Clip
 from backend.clips.service import Signer
-from backend.commerce import ledger, service
+from backend.commerce import campaigns, ledger, service
 from backend.commerce.schemas import (
     Analytics,
     Balance,
     Booking,
+    Campaign,
+    CampaignIn,
     Earnings,
     Entry,
     ImportIn,
@@ -33,6 +35,8 @@ from backend.commerce.schemas import (
     WebhookSecret,
 )
 from backend.errors import BadRequest, ValidationFailed, problems
+from backend.generation.routes import IdempotencyKey
+from backend.idempotency import require_key
 from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, enforce
 from backend.runtime import (
@@ -404,3 +408,85 @@ class EarningsController(Controller):
         ]
         page = id_page(cursors, "earnings", entries, limit)
         return Earnings(balances=balances, entries=entries, next_cursor=page.next_cursor)
+
+
+class CampaignController(Controller):
+    path = "/v1/campaigns"
+    tags = ["commerce"]
+
+    @post(
+        "",
+        status_code=201,
+        summary="Fund a pay-per-result campaign",
+        description=(
+            "For one public clip (billed per thousand views, `cpm`, or per attributed order, "
+            "`cpa`) or one product you may use (`cpa`). The budget is booked at once; it is never "
+            "overspent. Needs an `Idempotency-Key`."
+        ),
+        responses=problems(400, 401, 404, 422),
+    )
+    async def create(
+        self,
+        conn: ConnDep,
+        viewer: ViewerDep,
+        settings: SettingsDep,
+        signing_key: SigningKeyDep,
+        data: JSONBody[CampaignIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Campaign:
+        key = require_key(idempotency_key)
+        signer = Signer(settings, signing_key)
+        return await campaigns.create(
+            conn, advertiser_id=viewer.user_id, data=data, idempotency_key=key, signer=signer
+        )
+
+    @get("", summary="Your campaigns, newest first", responses=problems(400, 401))
+    async def mine(
+        self,
+        conn: ConnDep,
+        viewer: ViewerDep,
+        cursors: CursorsDep,
+        cursor: CursorParam = None,
+        limit: Limit = 20,
+    ) -> Page[Campaign]:
+        before = cursor_id(cursors, "campaigns", cursor)
+        items = await campaigns.mine(conn, advertiser_id=viewer.user_id, before_id=before, limit=limit)
+        return id_page(cursors, "campaigns", items, limit)
+
+    @get("/{campaign_id:int}", summary="One of your campaigns", responses=problems(401, 404))
+    async def get_one(self, conn: ConnDep, viewer: ViewerDep, campaign_id: FromPath[int]) -> Campaign:
+        return await campaigns.get(conn, advertiser_id=viewer.user_id, campaign_id=campaign_id)
+
+    @post(
+        "/{campaign_id:int}/pause",
+        status_code=200,
+        summary="Pause a campaign",
+        responses=problems(401, 404, 409),
+    )
+    async def pause(self, conn: ConnDep, viewer: ViewerDep, campaign_id: FromPath[int]) -> Campaign:
+        return await campaigns.change(
+            conn, advertiser_id=viewer.user_id, campaign_id=campaign_id, action="pause"
+        )
+
+    @post(
+        "/{campaign_id:int}/resume",
+        status_code=200,
+        summary="Resume a campaign",
+        responses=problems(401, 404, 409),
+    )
+    async def resume(self, conn: ConnDep, viewer: ViewerDep, campaign_id: FromPath[int]) -> Campaign:
+        return await campaigns.change(
+            conn, advertiser_id=viewer.user_id, campaign_id=campaign_id, action="resume"
+        )
+
+    @post(
+        "/{campaign_id:int}/end",
+        status_code=200,
+        summary="End a campaign",
+        description="The unspent budget goes back to you.",
+        responses=problems(401, 404, 409),
+    )
+    async def end(self, conn: ConnDep, viewer: ViewerDep, campaign_id: FromPath[int]) -> Campaign:
+        return await campaigns.change(
+            conn, advertiser_id=viewer.user_id, campaign_id=campaign_id, action="end"
+        )

@@ -184,3 +184,29 @@ class Analytics(msgspec.Struct, kw_only=True):
     to: datetime
     items: list[AnalyticsRow]
     next_cursor: str | None = None
+
+
+class CampaignIn(Input):
+    billing: Literal["cpm", "cpa"]
+    rate_minor: Annotated[
+        int, msgspec.Meta(ge=1, le=10**9, description="per thousand views (cpm) or per order (cpa)")
+    ]
+    currency: Currency
+    budget_minor: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    clip_id: int | None = None
+    product_id: int | None = None
+
+
+class Campaign(msgspec.Struct, kw_only=True):
+    id: int
+    clip_id: int | None
+    product_id: int | None
+    billing: Literal["cpm", "cpa"]
+    rate_minor: int
+    currency: str
+    budget_minor: int
+    spent_minor: int
+    remaining_minor: int
+    status: Literal["active", "paused", "exhausted", "ended"]
+    created_at: datetime
+    updated_at: datetime

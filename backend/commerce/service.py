@@ -21,7 +21,7 @@ import structlog
 
 from backend.clips import service as clips
 from backend.clips.service import Signer
-from backend.commerce import importer, ledger
+from backend.commerce import campaigns, importer, ledger
 from backend.commerce import queries as q
 from backend.commerce.schemas import (
     Analytics,
@@ -495,6 +495,9 @@ async def receive_order(conn: Conn, settings: Settings, *, shop_id: int, event: 
                     "cameo_shares": [list(share) for share in split.cameo_shares],
                 },
             },
+        )
+        await campaigns.bill_order(
+            conn, order_id=row["id"], clip_id=attribution["clip_id"], product_id=event.product_id
         )
     log.info("commerce.order", shop_id=shop_id, order_id=row["id"], attributed=attribution is not None)
     return Booking(

@@ -1,4 +1,4 @@
-"""Commerce jobs: booking cameo licence fees in the ledger."""
+"""Commerce jobs: booking cameo licence fees in the ledger, billing campaigns for views."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from saq import CronJob
 
-from backend.commerce import ledger
+from backend.commerce import campaigns, ledger
 from backend.db import transaction
 from backend.worker import Resources, Task, resources
 
@@ -30,5 +30,18 @@ async def book_licence_fees(ctx: dict[str, Any]) -> int:
     return booked
 
 
-TASKS: list[Task] = [book_licence_fees]
-CRON: list[CronJob[Any]] = [CronJob(book_licence_fees, cron="* * * * *", unique=True)]
+async def bill_campaign_views(ctx: dict[str, Any]) -> int:
+    """Every minute: pay-per-thousand-views campaigns billed for the thousands their clip gained."""
+    res: Resources = resources(ctx)
+    async with transaction(res.pool) as conn:
+        charged = await campaigns.bill_views(conn)
+    if charged:
+        log.info("commerce.campaigns.billed", campaigns=charged)
+    return charged
+
+
+TASKS: list[Task] = [book_licence_fees, bill_campaign_views]
+CRON: list[CronJob[Any]] = [
+    CronJob(book_licence_fees, cron="* * * * *", unique=True),
+    CronJob(bill_campaign_views, cron="* * * * *", unique=True),
+]

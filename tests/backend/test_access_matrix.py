@@ -105,6 +105,19 @@ async def _scenario(conn, client, users) -> tuple[User, dict[str, User], dict[st
     )
     assert r.status_code == 201, r.text
     ids["tag"] = r.json()["product_tags"][0]["id"]
+    r = await client.post(
+        "/v1/campaigns",
+        json={
+            "clip_id": ids["public"],
+            "billing": "cpm",
+            "rate_minor": 100,
+            "currency": "USD",
+            "budget_minor": 500,
+        },
+        headers=alice.headers | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+    ids["campaign"] = r.json()["id"]
     studio = {"goal": "awareness", "style": "ugc", "language": "en", "variants": 1, "seconds": 4}
     r = await client.post(
         f"/v1/products/{ids['product']}/studio",
@@ -197,7 +210,18 @@ def _commerce_cases(ids: dict[str, int]) -> list[Case]:
     shop, product, pub, tag = ids["shop"], ids["product"], ids["public"], ids["tag"]
     product_body = {"title": "not yours", "url": "https://example.com/x"}
     not_the_author = everyone(403, anon=401, blocked=404)  # they see the clip; only she tags it
+    campaign = ids["campaign"]
     return [
+        Case("GET", "/v1/campaigns/{campaign_id}", f"/v1/campaigns/{campaign}", private),
+        *(
+            Case(
+                "POST",
+                f"/v1/campaigns/{{campaign_id}}/{action}",
+                f"/v1/campaigns/{campaign}/{action}",
+                private,
+            )
+            for action in ("pause", "resume", "end")
+        ),
         Case("GET", "/v1/shops/{shop_id}", f"/v1/shops/{shop}", private),
         Case("PATCH", "/v1/shops/{shop_id}", f"/v1/shops/{shop}", private, {"name": "mine now"}),
         Case("DELETE", "/v1/shops/{shop_id}", f"/v1/shops/{shop}", private),

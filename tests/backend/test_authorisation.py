@@ -98,6 +98,12 @@ PROTECTED = [
     ("POST", "/v1/clips/{clip_id}/product-tags/{tag_id}/tap"),
     ("GET", "/v1/me/earnings"),
     ("GET", "/v1/shops/{shop_id}/analytics"),
+    ("POST", "/v1/campaigns"),
+    ("GET", "/v1/campaigns"),
+    ("GET", "/v1/campaigns/{campaign_id}"),
+    ("POST", "/v1/campaigns/{campaign_id}/pause"),
+    ("POST", "/v1/campaigns/{campaign_id}/resume"),
+    ("POST", "/v1/campaigns/{campaign_id}/end"),
 ]
 
 PUBLIC = {

@@ -560,3 +560,116 @@ async def test_seller_analytics_per_clip_product_and_day(client, users, conn) ->
         f"/v1/shops/{shop['id']}/analytics", params=span | {"group": "month"}, headers=seller.headers
     )
     assert wrong_group.status_code in (400, 422)
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+
+async def _campaign(client, who, body: dict[str, Any]) -> Any:
+    return await client.post(
+        "/v1/campaigns", json=body, headers=who.headers | {"Idempotency-Key": uuid.uuid4().hex}
+    )
+
+
+async def test_a_pay_per_order_budget_is_never_overspent(tmp_path, database_url, redis_url, conn) -> None:
+    """Twenty attributed orders at once against a budget for two and a half: exactly the budget
+    is spent, by real concurrent requests to a live server."""
+    from tests.live import Server
+
+    settings = make_settings(database_url, redis_url, tmp_path)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        users = UserFactory(conn, client)
+        seller, _, buyer, shop, product, clip, _ = await _tapped(client, users, conn)
+        r = await _campaign(
+            client,
+            seller,
+            {
+                "clip_id": clip["id"],
+                "billing": "cpa",
+                "rate_minor": 100,
+                "currency": "USD",
+                "budget_minor": 250,
+            },
+        )
+        assert r.status_code == 201, r.text
+        campaign = r.json()
+    with Server(settings) as server:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+
+            async def order(n: int) -> None:
+                raw, headers = _signed(shop["webhook_secret"], {
+                    "type": "order.placed", "order_id": f"CPA-{n}", "product_id": product["id"],
+                    "amount_minor": 1000, "currency": "USD", "buyer_id": buyer.id,
+                })  # fmt: skip
+                r = await http.post(f"/v1/commerce/webhooks/{shop['id']}", content=raw, headers=headers)
+                assert r.status_code == 200, r.text
+
+            await asyncio.gather(*[order(n) for n in range(20)])
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        seen = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=seller.headers)).json()
+    assert (seen["spent_minor"], seen["remaining_minor"], seen["status"]) == (250, 0, "exhausted")
+    charged = await conn.fetchval(
+        "SELECT sum(e.amount_minor) FROM ledger_entries e "
+        "JOIN ledger_transactions t ON t.id = e.transaction_id "
+        "WHERE t.kind = 'campaign_charge' AND e.amount_minor > 0"
+    )
+    assert charged == 250
+    await _ledger_ok(conn)
+
+
+async def test_campaigns_bill_views_by_the_thousand_and_end_with_a_refund(client, users, conn) -> None:
+    from backend.commerce import campaigns
+
+    advertiser, creator, stranger = (
+        await users.make("brand"),
+        await users.make("creator"),
+        await users.make("stranger"),
+    )
+    clip = await make_clip(conn, client, creator, visibility="public")
+    body = {
+        "clip_id": clip["id"],
+        "billing": "cpm",
+        "rate_minor": 300,
+        "currency": "EUR",
+        "budget_minor": 1000,
+    }
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    made = await client.post("/v1/campaigns", json=body, headers=advertiser.headers | key)
+    again = await client.post("/v1/campaigns", json=body, headers=advertiser.headers | key)
+    assert made.status_code == 201
+    assert again.json()["id"] == made.json()["id"]  # the same key makes it once
+    campaign = made.json()
+    await conn.execute("UPDATE clips SET view_count = view_count + 2500 WHERE id = $1", clip["id"])
+    async with conn.transaction():
+        assert await campaigns.bill_views(conn) == 1
+    async with conn.transaction():
+        assert await campaigns.bill_views(conn) == 0  # the 500 left wait for the next thousand
+    seen = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=advertiser.headers)).json()
+    assert seen["spent_minor"] == 600
+    assert (await client.get(f"/v1/campaigns/{campaign['id']}", headers=stranger.headers)).status_code == 404
+    assert (
+        await client.post(f"/v1/campaigns/{campaign['id']}/end", headers=stranger.headers)
+    ).status_code == 404
+    paused = await client.post(f"/v1/campaigns/{campaign['id']}/pause", headers=advertiser.headers)
+    assert paused.json()["status"] == "paused"
+    ended = await client.post(f"/v1/campaigns/{campaign['id']}/end", headers=advertiser.headers)
+    assert ended.json()["status"] == "ended"
+    assert (
+        await client.post(f"/v1/campaigns/{campaign['id']}/resume", headers=advertiser.headers)
+    ).status_code == 409
+    balances = (await client.get("/v1/me/earnings", headers=advertiser.headers)).json()["balances"]
+    assert {b["account"]: b["balance_minor"] for b in balances} == {
+        "advertiser_budget": 0,
+        "advertiser_funding": -600,
+    }
+    await _ledger_ok(conn)
+
+    private = await make_clip(conn, client, creator, visibility="private")
+    hidden = await _campaign(client, advertiser, body | {"clip_id": private["id"]})
+    assert hidden.status_code == 404
+    both = await _campaign(client, advertiser, body | {"product_id": 1})
+    assert both.status_code == 422
+    no_key = await client.post("/v1/campaigns", json=body, headers=advertiser.headers)
+    assert no_key.status_code in (400, 422)
