@@ -57,6 +57,7 @@ from backend.worker import BackgroundWorker, Resources, Task, open_resources
 from cameo.routes import CameoController
 from feed import tasks as feed_tasks
 from feed.routes import EventController, FeedController, FeedSignalController
+from moderation.routes import AppealController, ModerationController, ReportController
 
 log = structlog.get_logger()
 
@@ -90,6 +91,9 @@ ROUTES: list[Any] = [
     CommerceWebhookController,
     EarningsController,
     CampaignController,
+    ReportController,
+    AppealController,
+    ModerationController,
     stream,
 ]
 

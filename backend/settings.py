@@ -175,6 +175,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
 
     # --- clips, notifications and the stream ---
     comments_per_minute: Annotated[int, _doc("Comments a user may post per minute.", ge=1)] = 10
+    follows_per_day: Annotated[int, _doc("Accounts a user may follow per day.", ge=1)] = 500
+    reports_per_day: Annotated[int, _doc("Reports a user may file per day.", ge=1)] = 20
+    strikes_before_suspension: Annotated[
+        int, _doc("Strikes that suspend an account for a week on their own.", ge=1)
+    ] = 3
     stream_ping_s: Annotated[int, _doc("Seconds between keep-alive pings on /v1/stream.", ge=1)] = 20
     stream_backlog: Annotated[int, _doc("Messages kept per user channel for a slow socket.", ge=1)] = 100
 

@@ -26,7 +26,8 @@ RETURNING {ME_COLUMNS}
 """
 
 LOGIN_LOOKUP = """
-SELECT id, password_hash, status FROM users
+SELECT id, password_hash, status, suspended_until, account_active(status, suspended_until) AS active
+FROM users
 WHERE lower(handle) = lower($1) OR lower(email) = lower($1)
 LIMIT 1
 """

@@ -150,8 +150,18 @@ class UserController(Controller):
     ) -> Profile:
         return await accounts.get_profile(conn, handle, maybe_viewer.user_id if maybe_viewer else None)
 
-    @put("/follow", summary="Follow (idempotent)", responses=problems(401, 403, 404, 422))
-    async def follow(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> Relationship:
+    @put("/follow", summary="Follow (idempotent)", responses=problems(401, 403, 404, 422, 429))
+    async def follow(
+        self,
+        request: Request[Any, Any, Any],
+        conn: ConnDep,
+        viewer: ViewerDep,
+        settings: SettingsDep,
+        limiter: LimiterDep,
+        handle: str = HandlePath,
+    ) -> Relationship:
+        rule = Rule("follows", settings.follows_per_day, 86400)
+        await enforce(request, limiter, rule, f"user:{viewer.user_id}")
         return await accounts.follow(conn, viewer, handle)
 
     @delete("/follow", status_code=200, summary="Unfollow (idempotent)", responses=problems(401, 404, 422))

@@ -181,8 +181,16 @@ async def log_in(
     ok, rehashed = await passwords.verify(row["password_hash"] if row else None, password)
     if row is None or not ok:
         raise Unauthorized("wrong handle, email or password", code="invalid_credentials")
-    if row["status"] != "active":
-        raise Forbidden(f"this account is {row['status']}", code=f"account_{row['status']}")
+    if not row["active"]:
+        until = row["suspended_until"]
+        detail = f"this account is {row['status']}" + (f" until {until.isoformat()}" if until else "")
+        raise Forbidden(
+            detail, code=f"account_{row['status']}", extra={"until": until.isoformat() if until else None}
+        )
+    if row["status"] == "suspended":  # the suspension is over
+        await conn.execute(
+            "UPDATE users SET status = 'active', suspended_until = NULL WHERE id = $1", row["id"]
+        )
     if rehashed:
         await conn.execute(q.SET_PASSWORD_HASH, row["id"], rehashed)
     token, token_hash = new_token()

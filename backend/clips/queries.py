@@ -21,7 +21,14 @@ VISIBLE = """
      AND NOT EXISTS (SELECT 1 FROM blocks b
                      WHERE (b.blocker_id = c.author_id AND b.blocked_id = $1)
                         OR (b.blocker_id = $1 AND b.blocked_id = c.author_id))
-     AND (c.cameo_ids = '{}' OR c.author_id = $1 OR clip_cameos_ok(c.id, c.author_id, c.cameo_ids)))
+     AND (c.cameo_ids = '{}' OR c.author_id = $1 OR clip_cameos_ok(c.id, c.author_id, c.cameo_ids))
+     -- a suspended or banned author's clips are hidden from everyone else (moderation)
+     AND (c.author_id = $1 OR EXISTS (SELECT 1 FROM users au WHERE au.id = c.author_id
+                                      AND account_active(au.status, au.suspended_until)))
+     -- age-restricted clips: signed-in adults only
+     AND (NOT c.age_restricted OR c.author_id = $1
+          OR EXISTS (SELECT 1 FROM users av WHERE av.id = $1 AND av.birth_year IS NOT NULL
+                     AND av.birth_year <= extract(year FROM now())::int - 18)))
     OR (c.status = 'draft' AND c.author_id = $1)
 )
 """

@@ -32,6 +32,7 @@ Kind = Literal[
     "cameo_used",  # a clip featuring your cameo was published by someone else
     "cameo_appearance_removed",  # a cameo's owner removed your clip (data says why)
     "cameo_review",  # your cameo was verified or rejected
+    "moderation",  # a moderator acted on your content or account (data: action, reason, case)
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 

@@ -118,6 +118,13 @@ async def _scenario(conn, client, users) -> tuple[User, dict[str, User], dict[st
     )
     assert r.status_code == 201, r.text
     ids["campaign"] = r.json()["id"]
+    r = await client.post(
+        "/v1/reports",
+        json={"target": "clip", "id": ids["public"], "reason": "spam"},
+        headers=actors[STRANGER].headers,
+    )
+    assert r.status_code == 201, r.text
+    ids["case"] = r.json()["case_id"]
     studio = {"goal": "awareness", "style": "ugc", "language": "en", "variants": 1, "seconds": 4}
     r = await client.post(
         f"/v1/products/{ids['product']}/studio",
@@ -148,6 +155,7 @@ def _cases(ids: dict[str, int]) -> list[Case]:
         200, anon=401, blocked=404
     )  # a signed-in route over something only Alice may see
     hidden = everyone(404)  # a public route over something only Alice may see
+    moderator_only = everyone(404, anon=401, moderator=200)
     cases = [
         Case("GET", "/v1/uploads/{upload_id}", f"/v1/uploads/{up}", private),
         Case("DELETE", "/v1/uploads/{upload_id}", f"/v1/uploads/{up}", private),
@@ -192,6 +200,21 @@ def _cases(ids: dict[str, int]) -> list[Case]:
         ),
         Case("GET", "/v1/studio/{run_id}", f"/v1/studio/{ids['studio_run']}", private),
         *_commerce_cases(ids),
+        # A report about her clip: a moderator's case, nobody else's.
+        Case("GET", "/v1/moderation/cases/{case_id}", f"/v1/moderation/cases/{ids['case']}", moderator_only),
+        Case(
+            "POST",
+            "/v1/moderation/cases/{case_id}/claim",
+            f"/v1/moderation/cases/{ids['case']}/claim",
+            moderator_only,
+        ),
+        Case(
+            "POST",
+            "/v1/moderation/cases/{case_id}/decide",
+            f"/v1/moderation/cases/{ids['case']}/decide",
+            moderator_only,
+            {"action": "dismiss", "reason": "not spam"},
+        ),
         Case("GET", "/v1/breakdowns/{breakdown_id}", f"/v1/breakdowns/{ids['breakdown']}", private),
         Case(
             "POST",

@@ -104,6 +104,14 @@ PROTECTED = [
     ("POST", "/v1/campaigns/{campaign_id}/pause"),
     ("POST", "/v1/campaigns/{campaign_id}/resume"),
     ("POST", "/v1/campaigns/{campaign_id}/end"),
+    ("POST", "/v1/reports"),
+    ("GET", "/v1/reports"),
+    ("POST", "/v1/appeals"),
+    ("GET", "/v1/moderation/queue"),
+    ("GET", "/v1/moderation/cases/{case_id}"),
+    ("POST", "/v1/moderation/cases/{case_id}/claim"),
+    ("POST", "/v1/moderation/cases/{case_id}/decide"),
+    ("GET", "/v1/moderation/audit"),
 ]
 
 PUBLIC = {
