@@ -57,7 +57,8 @@ from backend.worker import BackgroundWorker, Resources, Task, open_resources
 from cameo.routes import CameoController
 from feed import tasks as feed_tasks
 from feed.routes import EventController, FeedController, FeedSignalController
-from moderation.routes import AppealController, ModerationController, ReportController
+from moderation import tasks as moderation_tasks
+from moderation.routes import AppealController, ModerationController, ProvenanceController, ReportController
 
 log = structlog.get_logger()
 
@@ -94,6 +95,7 @@ ROUTES: list[Any] = [
     ReportController,
     AppealController,
     ModerationController,
+    ProvenanceController,
     stream,
 ]
 
@@ -106,6 +108,7 @@ WORKER_TASKS: list[Task] = [
     *feed_tasks.TASKS,
     *studio_tasks.TASKS,
     *commerce_tasks.TASKS,
+    *moderation_tasks.TASKS,
 ]
 WORKER_CRON: list[CronJob[Any]] = [
     *account_tasks.CRON,

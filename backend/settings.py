@@ -177,6 +177,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     comments_per_minute: Annotated[int, _doc("Comments a user may post per minute.", ge=1)] = 10
     follows_per_day: Annotated[int, _doc("Accounts a user may follow per day.", ge=1)] = 500
     reports_per_day: Annotated[int, _doc("Reports a user may file per day.", ge=1)] = 20
+    duplicates_per_day: Annotated[
+        int, _doc("Near-copies of earlier clips an account may publish in a day before it is paused.", ge=1)
+    ] = 5
     strikes_before_suspension: Annotated[
         int, _doc("Strikes that suspend an account for a week on their own.", ge=1)
     ] = 3

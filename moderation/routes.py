@@ -11,11 +11,21 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from backend.auth import Viewer
+from backend.clips import service as clips
+from backend.clips.service import Signer
 from backend.errors import NotFound, problems
 from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, enforce
-from backend.runtime import ConnDep, CursorsDep, LimiterDep, SettingsDep, ViewerDep
-from moderation import service
+from backend.runtime import (
+    ConnDep,
+    CursorsDep,
+    LimiterDep,
+    MaybeViewerDep,
+    SettingsDep,
+    SigningKeyDep,
+    ViewerDep,
+)
+from moderation import provenance, service
 from moderation.schemas import AppealIn, AuditEntry, Case, CaseDetail, DecisionIn, Report, ReportIn, Target
 
 
@@ -172,3 +182,33 @@ class ModerationController(Controller):
             conn, before_id=before, target=target, target_id=target_id, limit=limit
         )
         return id_page(cursors, "moderation-audit", items, limit)
+
+
+class ProvenanceController(Controller):
+    path = "/v1"
+    tags = ["moderation"]
+
+    @get(
+        "/clips/{clip_id:int}/provenance",
+        summary="A clip's signed provenance manifest",
+        description=(
+            "Bound to the video's SHA-256: AI-generated, model, provider, time, maker, cameos, parent "
+            "clip. Canonical JSON signed with Ed25519; verify with `GET /v1/provenance/key`."
+        ),
+        responses=problems(401, 404),
+    )
+    async def clip(
+        self,
+        conn: ConnDep,
+        maybe_viewer: MaybeViewerDep,
+        settings: SettingsDep,
+        signing_key: SigningKeyDep,
+        clip_id: FromPath[int],
+    ) -> dict[str, Any]:
+        viewer_id = maybe_viewer.user_id if maybe_viewer else None
+        await clips.get_clip(conn, viewer_id=viewer_id, clip_id=clip_id, signer=Signer(settings, signing_key))
+        return provenance.sign(signing_key, await provenance.manifest(conn, clip_id))
+
+    @get("/provenance/key", summary="The public key provenance manifests are signed with (JWK)")
+    async def key(self, signing_key: SigningKeyDep) -> dict[str, str]:
+        return provenance.public_jwk(signing_key)

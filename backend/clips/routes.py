@@ -101,7 +101,7 @@ class ClipController(Controller):
         status_code=201,
         summary="Publish a take",
         description="Turns the draft of one of your finished takes into a clip.",
-        responses=problems(400, 401, 404, 409, 422),
+        responses=problems(400, 401, 404, 409, 422, 429),
     )
     async def publish(
         self,
@@ -117,6 +117,7 @@ class ClipController(Controller):
             teen=viewer.is_teen,
             data=data,
             signer=Signer(settings, signing_key),
+            duplicates_per_day=settings.duplicates_per_day,
         )
 
     @get("/{clip_id:int}", summary="A clip", responses=problems(401, 404))

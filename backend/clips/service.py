@@ -35,6 +35,9 @@ from backend.media.service import media_url
 from backend.notifications import service as notifications
 from backend.settings import Settings
 from cameo import service as cameo
+from moderation import duplicates
+from moderation import service as moderation
+from moderation.classifier import Verdict
 from moderation.screening import screen_text
 
 AI_LABEL = "AI-generated"
@@ -242,12 +245,13 @@ def parse_caption(caption: str) -> tuple[list[str], list[str]]:
     return tags[:30], mentions[:20]
 
 
-def _screen_caption(caption: str, *, teen: bool) -> None:
+def _screen_caption(caption: str, *, teen: bool) -> Verdict:
     verdict = screen_text(caption, teen=teen)
     if not verdict.allowed:
         raise ValidationFailed(
             verdict.reason or "this caption is not allowed", code="caption_blocked", field="caption"
         )
+    return verdict
 
 
 async def get_clip(conn: Conn, *, viewer_id: int | None, clip_id: int, signer: Signer) -> Clip:
@@ -258,8 +262,11 @@ async def get_clip(conn: Conn, *, viewer_id: int | None, clip_id: int, signer: S
     return clip_from_row(row, signer, viewer_id)
 
 
-async def publish(conn: Conn, *, viewer_id: int, teen: bool, data: ClipCreate, signer: Signer) -> Clip:
-    _screen_caption(data.caption, teen=teen)
+async def publish(
+    conn: Conn, *, viewer_id: int, teen: bool, data: ClipCreate, signer: Signer, duplicates_per_day: int = 5
+) -> Clip:
+    verdict = _screen_caption(data.caption, teen=teen)
+    await duplicates.check_throttle(conn, author_id=viewer_id, throttle=duplicates_per_day)
     take_status = await conn.fetchval(q.TAKE_STATE, data.take_id, viewer_id)
     if take_status is None:
         raise NotFound(f"no take {data.take_id} of yours", code="unknown_take", field="take_id")
@@ -302,6 +309,16 @@ async def publish(conn: Conn, *, viewer_id: int, teen: bool, data: ClipCreate, s
             )
     await _notify_mentions(conn, mentions, actor_id=viewer_id, clip_id=clip_id, visibility=data.visibility)
     await outbox.add(conn, "embed_clip", {"clip_id": clip_id}, job_key=f"embed:{clip_id}:{data.take_id}")
+    await outbox.add(conn, "fingerprint_clip", {"clip_id": clip_id}, job_key=f"fingerprint:{clip_id}")
+    if verdict.outcome == "review":  # allowed, but a moderator should look
+        await moderation.open_case(
+            conn,
+            target="clip",
+            target_id=clip_id,
+            subject_id=viewer_id,
+            reason=verdict.category or "review",
+            detail={"source": "caption screening", "matched": verdict.matched},
+        )
     return await get_clip(conn, viewer_id=viewer_id, clip_id=clip_id, signer=signer)
 
 

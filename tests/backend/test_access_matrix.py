@@ -167,6 +167,8 @@ def _cases(ids: dict[str, int]) -> list[Case]:
         Case("GET", "/v1/clips/{clip_id}/remixes", f"/v1/clips/{draft}/remixes", hidden),
         Case("GET", "/v1/clips/{clip_id}/lineage", f"/v1/clips/{draft}/lineage", hidden),
         Case("GET", "/v1/clips/{clip_id}/tree", f"/v1/clips/{draft}/tree", hidden),
+        Case("GET", "/v1/clips/{clip_id}/provenance", f"/v1/clips/{draft}/provenance", hidden),
+        Case("GET", "/v1/clips/{clip_id}/provenance", f"/v1/clips/{pub}/provenance", not_blocked),
         Case("GET", "/v1/clips/{clip_id}/comments", f"/v1/clips/{draft}/comments", hidden),
         Case("GET", "/c/{clip_id}", f"/c/{draft}", hidden),
         Case("PUT", "/v1/clips/{clip_id}/like", f"/v1/clips/{draft}/like", private),
