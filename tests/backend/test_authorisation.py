@@ -138,9 +138,9 @@ PUBLIC = {
     ("GET", "/v1/feed/for-you"),  # signed out: trending and new
     ("GET", "/v1/cameos/{cameo_id}"),  # a verified cameo, so people can ask to use it
     ("POST", "/v1/commerce/webhooks/{shop_id}"),  # the shop's Standard Webhooks signature
-    ("GET", "/r/{token}"),
+    ("GET", "/r/{token}"),  # a tracked product link: its signature is the authorisation
     ("GET", "/v1/clips/{clip_id}/provenance"),  # like the clip itself
-    ("GET", "/v1/provenance/key"),  # the public key that verifies manifests  # a tracked product link: its signature is the authorisation
+    ("GET", "/v1/provenance/key"),  # the public key that verifies manifests
 }
 
 
