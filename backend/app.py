@@ -57,6 +57,7 @@ from backend.worker import BackgroundWorker, Resources, Task, open_resources
 from cameo.routes import CameoController
 from feed import tasks as feed_tasks
 from feed.routes import EventController, FeedController, FeedSignalController
+from moderation import screening
 from moderation import tasks as moderation_tasks
 from moderation.routes import AppealController, ModerationController, ProvenanceController, ReportController
 
@@ -138,6 +139,8 @@ def build_worker(res: Resources, settings: Settings) -> BackgroundWorker:
 def create_app(settings: Settings) -> Litestar:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("create_app needs database_url and redis_url; `riffle serve` fills them in")
+
+    screening.configure(settings)  # the deployment's term lists, before anything is screened
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -143,7 +143,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _run_worker(settings: Settings) -> None:
     from backend.app import build_worker
     from backend.worker import open_resources
+    from moderation import screening
 
+    screening.configure(settings)
     async with open_resources(settings) as res:
         worker = build_worker(res, settings)
         stop = asyncio.Event()

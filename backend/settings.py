@@ -151,6 +151,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     ] = 30.0
 
     # --- moderation ---
+    moderation_rules_file: Annotated[
+        str | None,
+        _doc("A JSON file of extra screening terms and patterns per category (see docs/API.md)."),
+    ] = None
     moderation_backend: Annotated[
         Literal["builtin", "openai"],
         _doc("Text classifier: the built-in offline engine, or OpenAI's moderation endpoint (plus it)."),

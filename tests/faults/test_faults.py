@@ -400,3 +400,111 @@ async def test_a_provider_that_times_out_then_recovers_gets_one_take_charged_onc
     assert await conn.fetchval("SELECT count(*) FROM clips WHERE job_id = $1", job_id) == 1
     assert await conn.fetchval("SELECT count(*) FROM media WHERE owner_id = $1", alice.id) == 2
     assert take["cost_minor"] == 5 * 28
+
+
+async def test_dropped_postgresql_connections_while_orders_arrive_book_each_order_once(
+    start_api, conn, redis_url, database_url
+):
+    """Broke: every PostgreSQL connection terminated, four times over two seconds, while a shop
+    delivers 30 attributed orders (each delivery retried until it is not a 503, with the same
+    Standard Webhooks id, as a shop's webhook sender does). Checked: no 500; every order is in
+    the orders table once and booked in the ledger once; every ledger transaction sums to zero."""
+    from standardwebhooks.webhooks import Webhook
+
+    api = await start_api(redis_url)
+    author, clip_id = await published_clip(conn, api.base, "creator")
+    _, seller = await sign_up(api.base, "seller")
+    buyer_id, buyer = await sign_up(api.base, "buyer")
+    async with httpx.AsyncClient(base_url=api.base, timeout=10) as http:
+        auth = {"Authorization": f"Bearer {seller}"}
+        shop = (
+            await http.post(
+                "/v1/shops",
+                json={"platform": "own_site", "external_id": "s1", "url": "https://shop.example.com",
+                      "name": "Shop", "allow_affiliates": True},
+                headers=auth,
+            )
+        ).json()  # fmt: skip
+        product = (
+            await http.post(
+                f"/v1/shops/{shop['id']}/products",
+                json={
+                    "title": "Mug",
+                    "url": "https://shop.example.com/mug",
+                    "price_minor": 900,
+                    "currency": "USD",
+                },
+                headers=auth,
+            )
+        ).json()
+        r = await http.post(
+            f"/v1/clips/{clip_id}/product-tags", json={"product_id": product["id"]}, headers=author.headers
+        )
+        tag_id = r.json()["product_tags"][0]["id"]
+        r = await http.post(
+            f"/v1/clips/{clip_id}/product-tags/{tag_id}/tap", headers={"Authorization": f"Bearer {buyer}"}
+        )
+        assert r.status_code == 200, r.text
+    statuses: dict[int, int] = {}
+
+    async def deliver(n: int) -> None:
+        body = (
+            f'{{"type": "order.placed", "order_id": "F-{n}", "product_id": {product["id"]}, '
+            f'"amount_minor": 900, "currency": "USD", "buyer_id": {buyer_id}}}'
+        )
+        msg_id = f"msg_{n}"
+        async with httpx.AsyncClient(base_url=api.base, timeout=10) as http:
+            for _ in range(40):
+                at = datetime.now(UTC)
+                headers = {
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(int(at.timestamp())),
+                    "webhook-signature": Webhook(shop["webhook_secret"]).sign(msg_id, at, body),
+                    "content-type": "application/json",
+                }
+                try:
+                    r = await http.post(f"/v1/commerce/webhooks/{shop['id']}", content=body, headers=headers)
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+                    continue
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                assert r.status_code in (200, 409, 503), r.text  # 409: an earlier try was booked
+                if r.status_code != 503:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"order F-{n} was never accepted")
+
+    async def killer() -> None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            for _ in range(4):
+                await asyncio.sleep(0.5)
+                await connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> $1",
+                    conn.get_server_pid(),
+                )
+        finally:
+            await connection.close()
+
+    async def orders() -> None:
+        for start in range(0, 30, 5):
+            await asyncio.gather(*[deliver(n) for n in range(start, start + 5)])
+            await asyncio.sleep(0.2)
+
+    await asyncio.gather(orders(), killer())
+    assert 500 not in statuses
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 30
+    assert await conn.fetchval("SELECT count(DISTINCT external_order_id) FROM orders") == 30
+    assert await conn.fetchval("SELECT count(*) FROM ledger_transactions WHERE kind = 'order'") == 30
+    unbalanced = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, currency "
+        "HAVING sum(amount_minor) <> 0) x"
+    )
+    assert unbalanced == 0
+    earned = await conn.fetchval(
+        "SELECT sum(e.amount_minor) FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id "
+        "WHERE a.kind = 'creator_earnings' AND a.owner_id = $1",
+        author.id,
+    )
+    assert earned == 30 * 90  # 10% of 9.00 each, once

@@ -133,3 +133,24 @@ async def test_the_openai_adapter_speaks_the_moderations_shape(moderation_api) -
         assert down.outcome == "review"  # allowed, and a person looks later
     finally:
         await adapter.aclose()
+
+
+def test_a_deployment_adds_its_own_terms(tmp_path) -> None:
+    from backend.settings import SettingsError
+    from moderation import screening
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        '{"block": {"spam": ["Buy Followers"]}, "review": {"brands_ip": ["acme logo"]},'
+        ' "patterns": {"likeness": ["\\\\bclone of\\\\b"]}, "public_figures": ["Jane Mayor"]}'
+    )
+    engine = OfflineClassifier(screening.load_rules(rules))
+    assert engine.check("buy f0llowers now").category == "spam"
+    assert engine.check("the acme logo on a mug").outcome == "review"
+    assert engine.check("a clone of my neighbour", prompt=True).category == "likeness"
+    assert engine.check("jane mayor dancing", prompt=True).category == "public_figure"
+    assert engine.check("a nude portrait").category == "sexual"  # the built-in lists still apply
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"blok": {}}')
+    with pytest.raises(SettingsError):
+        screening.load_rules(broken)
