@@ -45,13 +45,20 @@ class Swiper(FastHttpUser):
         self.viewers = [Viewer(t) for t in mine]
 
     def viewer(self) -> Viewer:
-        return random.choice(self.viewers)
+        """The viewer this connection is playing: they swipe a whole session (PAGES_PER_SESSION
+        pages, with events, likes and comments in between), then the next viewer takes over,
+        as on a phone. (Picking a viewer at random per request made nearly every feed request a
+        first page, which is not how people swipe.)"""
+        current = self.viewers[0]
+        if current.pages >= PAGES_PER_SESSION:
+            current.cursor, current.pages = None, 0
+            self.viewers.append(self.viewers.pop(0))
+        return self.viewers[0]
 
     @task(70)
     def feed_page(self) -> None:
         v = self.viewer()
-        if v.cursor is None or v.pages >= PAGES_PER_SESSION:
-            v.cursor, v.pages = None, 0
+        if v.cursor is None:
             url, name = f"/v1/feed/for-you?limit={PAGE}", "GET /v1/feed/for-you (first page)"
         else:
             url, name = (

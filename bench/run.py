@@ -40,16 +40,9 @@ BENCHES: tuple[Bench, ...] = (
     Bench("seed", "Benchmark data set", ()),
     Bench("generation", "Generation pipeline", ("--jobs", "200", "--users", "20")),
     Bench("stream", "Realtime stream", ("--sockets", "2000", "--users", "200", "--rounds", "10")),
-    Bench("feed_load", "For You under load", ("--connections", "64", "--seconds", "15")),
-    Bench("ingest", "Event ingestion", ("--events", "300000", "--connections", "32")),
-    Bench(
-        "ann_recall",
-        "ANN recall",
-        (
-            "--queries",
-            "200",
-        ),
-    ),
+    Bench("feed_load", "For You under load", ("--connections", "64", "--seconds", "10")),
+    Bench("ingest", "Event ingestion", ("--events", "200000", "--connections", "32")),
+    Bench("ann_recall", "ANN recall", ("--queries", "100")),
     Bench("rec_quality", "Recommendation quality", ()),
     Bench("mixed_load", "Mixed traffic, production layout", ("--users", "64", "--seconds", "30")),
 )
