@@ -198,6 +198,14 @@ async def create_generation(
     cameo_ids = list(dict.fromkeys(data.cameo_ids))
     if data.reference_image is not None:
         await _check_reference_image(conn, viewer=viewer, media_id=data.reference_image)
+        if data.product_id is None:
+            # A picture of anyone could be uploaded; people appear only through verified cameos.
+            raise ValidationFailed(
+                "a reference image is taken only for a product shot (with product_id); to appear "
+                "yourself, include your verified cameo",
+                code="reference_not_allowed",
+                field="reference_image",
+            )
     if data.remix_of is not None:
         parent = await clips.check_remix_parent(conn, viewer_id=viewer.user_id, parent_id=data.remix_of)
         provider_prompt = f"{parent.prompt}\n\nRemix instruction: {data.prompt}"
@@ -281,11 +289,6 @@ async def _check_reference_image(conn: Conn, *, viewer: Viewer, media_id: int) -
         raise ValidationFailed(
             "a reference image must be an image upload", code="not_an_image", field="reference_image"
         )
-
-
-# Who may make clips of a product: the owner of its shop, or anyone when the shop takes
-# affiliates, unless one of the two blocked the other. (The commerce issue replaces this with its
-# own service call at merge; the rule stays the same.)
 
 
 async def _check_product(conn: Conn, *, viewer: Viewer, product_id: int) -> None:

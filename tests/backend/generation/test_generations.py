@@ -101,7 +101,7 @@ async def test_a_stored_take_is_a_playable_h264_video_with_a_poster(worker_clien
     assert Image.open(io.BytesIO(poster.content)).size == (144, 256)
 
 
-async def test_a_reference_image_goes_with_the_request(worker_client, users, conn):
+async def test_a_reference_image_goes_with_a_product_shot_only(worker_client, users, conn):
     alice, bob = await users.make("alice"), await users.make("bob")
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), (0, 128, 255)).save(buffer, "PNG")
@@ -113,7 +113,14 @@ async def test_a_reference_image_goes_with_the_request(worker_client, users, con
     theirs = await worker_client.post("/v1/generations", json=body, headers=bob.headers | key())
     assert theirs.status_code == 422
     assert theirs.json()["code"] == "unknown_upload"
-    r = await worker_client.post("/v1/generations", json=body, headers=alice.headers | key())
+    portrait = await worker_client.post("/v1/generations", json=body, headers=alice.headers | key())
+    assert portrait.status_code == 422  # an uploaded picture is not a way to put a person in a clip
+    assert portrait.json()["code"] == "reference_not_allowed"
+    from tests.backend.studio.products import make_product
+
+    product_id = await make_product(conn, alice)
+    shot = body | {"product_id": product_id}
+    r = await worker_client.post("/v1/generations", json=shot, headers=alice.headers | key())
     assert r.status_code == 202, r.text
     assert r.json()["reference_image"] == image_id
     done = await wait_for(worker_client, r.json()["id"], alice.headers)
