@@ -249,8 +249,19 @@ def _dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 
 def _data_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """A value asyncpg could not send (a number past bigint, say) is the caller's input; any
-    other data error is ours."""
+    """A value asyncpg could not send (a number past bigint, say) or text PostgreSQL cannot
+    store (a NUL character) is the caller's input; any other data error is ours."""
+    if isinstance(
+        exc,
+        asyncpg.exceptions.CharacterNotInRepertoireError | asyncpg.exceptions.UntranslatableCharacterError,
+    ):
+        return problem(
+            request,
+            status=422,
+            code="bad_character",
+            title="Invalid input",
+            detail="the request holds a character that cannot be stored (a NUL, say)",
+        )
     if str(exc).startswith("invalid input for query argument"):
         return problem(
             request,
@@ -260,6 +271,28 @@ def _data_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
             detail="a number in the request is outside the range Riffle accepts",
         )
     return _internal(request, exc)
+
+
+def _constraint(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A write the database refused as a whole. Services check what they can first, so this is
+    the last line: a row that vanished between the check and the write, or two writes racing
+    for one unique key. The transaction was rolled back, nothing was kept."""
+    log.warning("http.constraint", path=request.url.path, constraint=getattr(exc, "constraint_name", None))
+    if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        return problem(
+            request,
+            status=409,
+            code="conflict",
+            title="Conflict",
+            detail="this conflicts with something that was just written; nothing was changed",
+        )
+    return problem(
+        request,
+        status=422,
+        code="unknown_reference",
+        title="Invalid input",
+        detail="the request refers to something that does not exist (any more); nothing was changed",
+    )
 
 
 def _group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[dict[str, Any]]:
@@ -276,6 +309,8 @@ def _group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> R
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ExceptionGroup: _group,
     asyncpg.exceptions.DataError: _data_error,
+    asyncpg.exceptions.ForeignKeyViolationError: _constraint,
+    asyncpg.exceptions.UniqueViolationError: _constraint,
     redis_errors.ConnectionError: _dependency_down,
     redis_errors.TimeoutError: _dependency_down,
     # A lost connection (see db.CONNECTION_LOST): the transaction was rolled back; retry.

@@ -98,3 +98,13 @@ async def test_an_id_past_bigint_is_a_422_not_a_crash(client, users):
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "out_of_range"
     assert (await client.get(f"/v1/clips/{huge}", headers=alice.headers)).status_code == 422
+
+
+async def test_a_nul_character_is_a_422_and_changes_nothing(client, users, conn):
+    alice = await users.make("alice")
+    before = await conn.fetchval("SELECT bio FROM users WHERE id = $1", alice.id)
+    r = await client.patch("/v1/me", json={"bio": "hello\u0000world"}, headers=alice.headers)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "bad_character"
+    assert await conn.fetchval("SELECT bio FROM users WHERE id = $1", alice.id) == before
