@@ -7,6 +7,7 @@ platform; ending the campaign gives back what is left. The campaign row is locke
 charge and the charge is capped at what remains, so concurrent orders can never spend more
 than the budget (and the table's CHECK would refuse it if they tried); each charge's ledger
 reference (``campaign:{id}:order:{order}``, ``campaign:{id}:views:{n}``) makes it happen once.
+An order refunded in full is credited back (``…:order:{order}:refund``).
 """
 
 from __future__ import annotations
@@ -188,6 +189,33 @@ async def bill_order(conn: Conn, *, order_id: int, clip_id: int | None, product_
             reference=f"campaign:{row['id']}:order:{order_id}",
             billed_views=None,
         )
+    return total
+
+
+async def credit_refunded_order(conn: Conn, *, order_id: int) -> int:
+    """A fully refunded order was no result: each campaign charged for it gets the charge back,
+    into its budget (an exhausted campaign runs again) or, once ended, to the advertiser.
+    Booked once per charge (reference ``…:order:{id}:refund``). Returns the total credited."""
+    total = 0
+    for charge in await conn.fetch(q.ORDER_CHARGES, order_id):
+        campaign_id = int(charge["reference"].split(":")[1])
+        row = await conn.fetchrow(q.LOCK_CAMPAIGN, campaign_id)
+        if row is None:
+            continue
+        amount = int(charge["amount_minor"])
+        to = "advertiser_funding" if row["status"] == "ended" else "advertiser_budget"
+        booked = await ledger.book(
+            conn,
+            kind="campaign_credit",
+            reference=f"{charge['reference']}:refund",
+            currency=charge["currency"],
+            amounts={("platform_fees", None): -amount, (to, row["advertiser_id"]): amount},
+        )
+        if booked is None:
+            continue
+        if row["status"] != "ended":
+            await conn.execute(q.CREDIT_CAMPAIGN, campaign_id, amount)
+        total += amount
     return total
 
 

@@ -6,20 +6,33 @@ HTML parser is enough here: what we read are ``<script type="application/ld+json
 and ``<meta>`` tags, which it tokenises reliably however broken the rest of the page is, and
 it adds no compiled dependency. Prices become integer minor units with the currency's own
 exponent (JPY 0, USD 2, KWD 3) from Babel's CLDR data, which also says which ISO 4217 codes
-exist.
+are legal tender somewhere today: test (XTS), precious-metal (XAU), fund and withdrawn codes
+are refused, since nobody can pay in them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any
 
-from babel.numbers import get_currency_precision, list_currencies
+from babel.core import get_global
+from babel.numbers import get_currency_precision, get_territory_currencies
 
-_CURRENCIES = frozenset(list_currencies())
+
+def _tender_currencies() -> frozenset[str]:
+    today = datetime.now(UTC).date()
+    return frozenset(
+        code
+        for territory in get_global("territory_currencies")
+        for code in get_territory_currencies(territory, today, tender=True, non_tender=False)
+    )
+
+
+_CURRENCIES = _tender_currencies()
 _AVAILABILITY = {
     "instock": "in_stock",
     "in_stock": "in_stock",

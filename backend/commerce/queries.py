@@ -151,6 +151,8 @@ WHERE t.shop_id = $1 AND t.created_at > $5::timestamptz - make_interval(days => 
   AND ($4::bigint IS NOT NULL AND t.id = $4
        OR $4::bigint IS NULL AND t.viewer_id = $3 AND ($2::bigint IS NULL OR t.product_id = $2))
   AND ($2::bigint IS NULL OR t.product_id = $2)
+  -- A creator buying through their own clip earns no commission on it.
+  AND t.viewer_id IS DISTINCT FROM c.author_id
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT 1
 """
@@ -158,7 +160,7 @@ LIMIT 1
 INSERT_ORDER = """
 INSERT INTO orders (shop_id, external_order_id, product_id, tap_id, clip_id, buyer_id, quantity,
                     amount_minor, currency, placed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES ($1, $2, $3, $4, $5, (SELECT id FROM users WHERE id = $6), $7, $8, $9, $10)
 ON CONFLICT (shop_id, external_order_id) DO NOTHING
 RETURNING id, status, clip_id
 """
@@ -345,6 +347,22 @@ UPDATE campaigns SET status = $2, updated_at = now() WHERE id = $1 RETURNING {CA
 CHARGE_CAMPAIGN = f"""
 UPDATE campaigns SET spent_minor = spent_minor + $2, billed_views = $3,
     status = CASE WHEN spent_minor + $2 >= budget_minor THEN 'exhausted' ELSE status END, updated_at = now()
+WHERE id = $1
+RETURNING {CAMPAIGN_COLUMNS}
+"""
+
+# What pay-per-order campaigns were charged for one order (the platform's side of each charge).
+ORDER_CHARGES = """
+SELECT t.reference, e.amount_minor, e.currency
+FROM ledger_transactions t
+JOIN ledger_entries e ON e.transaction_id = t.id
+JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'platform_fees'
+WHERE t.kind = 'campaign_charge' AND t.reference LIKE 'campaign:%:order:' || $1::bigint
+"""
+
+CREDIT_CAMPAIGN = f"""
+UPDATE campaigns SET spent_minor = spent_minor - $2,
+    status = CASE WHEN status = 'exhausted' THEN 'active' ELSE status END, updated_at = now()
 WHERE id = $1
 RETURNING {CAMPAIGN_COLUMNS}
 """

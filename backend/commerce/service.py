@@ -539,6 +539,8 @@ async def _refund(conn: Conn, settings: Settings, *, shop_id: int, event: OrderE
             field="refund_amount_minor",
         )
     status = await conn.fetchval(q.SET_REFUNDED, order["id"], refunded)
+    if status == "refunded":
+        await campaigns.credit_refunded_order(conn, order_id=order["id"])
     transaction_id = None
     booked = await conn.fetchval(
         "SELECT memo FROM ledger_transactions WHERE reference = $1", f"order:{order['id']}"

@@ -133,6 +133,11 @@ async def test_products_by_hand_and_who_sees_them(client, users, conn) -> None:
     )
     assert bad.status_code == 422
     assert bad.json()["code"] == "unknown_currency"
+    for code in ("XTS", "XAU", "DEM"):  # a test code, a metal, a withdrawn currency: not money
+        not_money = await client.post(
+            f"/v1/shops/{closed['id']}/products", json=PRODUCT | {"currency": code}, headers=seller.headers
+        )
+        assert not_money.json()["code"] == "unknown_currency", code
     half = await client.post(
         f"/v1/shops/{closed['id']}/products", json={**PRODUCT, "currency": None}, headers=seller.headers
     )
@@ -426,9 +431,10 @@ async def test_bad_signatures_replays_stale_times_and_unknown_currencies_book_no
     ).status_code == 401
     stale = await _deliver(client, shop, order, at=datetime.now(UTC) - timedelta(minutes=10))
     assert stale.status_code == 401
-    unknown = await _deliver(client, shop, order | {"currency": "ZZZ"})
-    assert unknown.status_code == 422
-    assert unknown.json()["code"] == "unknown_currency"
+    for code in ("ZZZ", "XTS"):
+        unknown = await _deliver(client, shop, order | {"currency": code})
+        assert unknown.status_code == 422
+        assert unknown.json()["code"] == "unknown_currency"
     mismatch = await _deliver(client, shop, order | {"currency": "EUR"})
     assert mismatch.status_code == 422
     assert mismatch.json()["code"] == "currency_mismatch"
@@ -447,7 +453,15 @@ async def test_bad_signatures_replays_stale_times_and_unknown_currencies_book_no
 
 
 async def test_an_order_without_a_tap_in_the_window_earns_no_commission(client, users, conn) -> None:
-    _, _creator, buyer, shop, product, _, tap = await _tapped(client, users, conn)
+    _, creator, buyer, shop, product, clip, tap = await _tapped(client, users, conn)
+    # The creator taps their own tag and buys: no commission on their own purchase.
+    tag_id = (await client.get(f"/v1/clips/{clip['id']}")).json()["product_tags"][0]["id"]
+    own = await client.post(f"/v1/clips/{clip['id']}/product-tags/{tag_id}/tap", headers=creator.headers)
+    assert own.status_code in (200, 201), own.text
+    self_order = {"type": "order.placed", "order_id": "C-0", "product_id": product["id"],
+                  "amount_minor": 1000, "currency": "USD", "buyer_id": creator.id}  # fmt: skip
+    assert not (await _deliver(client, shop, self_order)).json()["attributed"]
+    await conn.execute("DELETE FROM orders")
     await conn.execute("UPDATE taps SET created_at = now() - interval '8 days'")
     order = {"type": "order.placed", "order_id": "C-1", "product_id": product["id"], "amount_minor": 1000,
              "currency": "USD", "buyer_id": buyer.id, "tap_id": tap["tap_id"]}  # fmt: skip
@@ -456,6 +470,12 @@ async def test_an_order_without_a_tap_in_the_window_earns_no_commission(client, 
     assert booked["transaction_id"] is None
     assert await conn.fetchval("SELECT count(*) FROM orders") == 1
     assert await conn.fetchval("SELECT count(*) FROM ledger_entries") == 0
+    # A buyer id the shop holds for a deleted (or never existing) account: the order is still
+    # kept, unattributed, without a buyer.
+    gone = await _deliver(client, shop, order | {"order_id": "C-2", "buyer_id": 987654321, "tap_id": None})
+    assert gone.status_code == 200, gone.text
+    assert not gone.json()["attributed"]
+    assert await conn.fetchval("SELECT buyer_id FROM orders WHERE external_order_id = 'C-2'") is None
 
 
 async def test_the_same_order_delivered_twice_at_once_is_booked_once(
@@ -616,6 +636,21 @@ async def test_a_pay_per_order_budget_is_never_overspent(tmp_path, database_url,
         "WHERE t.kind = 'campaign_charge' AND e.amount_minor > 0"
     )
     assert charged == 250
+    await _ledger_ok(conn)
+    # An order refunded in full was no result: its charge goes back and the campaign runs again.
+    charged_order = await conn.fetchval(
+        "SELECT o.external_order_id FROM orders o JOIN ledger_transactions t "
+        "ON t.reference = 'campaign:' || $1::bigint || ':order:' || o.id LIMIT 1",
+        campaign["id"],
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        refund = {"type": "order.refunded", "order_id": charged_order, "refund_id": "R-1",
+                  "refund_amount_minor": 1000, "currency": "USD"}  # fmt: skip
+        for _ in range(2):  # delivered twice, credited once
+            r = await _deliver(client, shop, refund)
+            assert r.status_code == 200, r.text
+        seen = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=seller.headers)).json()
+    assert (seen["spent_minor"], seen["status"]) == (150, "active")
     await _ledger_ok(conn)
 
 
