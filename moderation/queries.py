@@ -100,6 +100,15 @@ SET status = 'decided', decided_by = $2, action = $3, action_reason = $4, decide
 WHERE id = $1
 """
 
+APPEALABLE = """
+SELECT c.id AS case_id, c.action, c.action_reason AS reason, c.target, c.target_id, c.decided_at
+FROM moderation_cases c
+WHERE c.subject_id = $1 AND c.kind = 'report' AND c.status = 'decided' AND c.action = ANY($2::text[])
+  AND NOT EXISTS (SELECT 1 FROM moderation_cases a WHERE a.appeal_of = c.id)
+ORDER BY c.decided_at DESC
+LIMIT 20
+"""
+
 INSERT_APPEAL = """
 INSERT INTO moderation_cases (kind, target, target_id, subject_id, appeal_of, reasons, statement)
 VALUES ('appeal', $1, $2, $3, $4, '{appeal}', $5)

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from backend.auth import Viewer
 from backend.clips import service as clips
 from backend.clips.service import Signer
-from backend.errors import NotFound, problems
+from backend.errors import NotFound, Unauthorized, problems
 from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, enforce
 from backend.runtime import (
@@ -84,11 +84,20 @@ class AppealController(Controller):
         "",
         status_code=201,
         summary="Appeal a moderation decision about you",
-        description="Once per decision (409 after); heard by a different moderator.",
+        description="Once per decision (409 after); heard by a different moderator. Signed in, or, "
+        "for a suspended or banned account, with the `appeal_token` its sign-in attempt returned.",
         responses=problems(400, 401, 404, 409, 422),
     )
-    async def create(self, conn: ConnDep, viewer: ViewerDep, data: JSONBody[AppealIn]) -> Case:
-        return await service.appeal(conn, user_id=viewer.user_id, data=data)
+    async def create(
+        self, conn: ConnDep, maybe_viewer: MaybeViewerDep, cursors: CursorsDep, data: JSONBody[AppealIn]
+    ) -> Case:
+        if maybe_viewer is not None:
+            user_id = maybe_viewer.user_id
+        elif data.appeal_token is not None:
+            user_id = service.appellant(cursors, data.appeal_token)
+        else:
+            raise Unauthorized()
+        return await service.appeal(conn, user_id=user_id, data=data)
 
 
 class ModerationController(Controller):

@@ -87,6 +87,8 @@ class DecisionIn(Input):
 class AppealIn(Input):
     case_id: int
     statement: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    # For a suspended or banned account, which has no session: the token its sign-in offered.
+    appeal_token: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 class AuditEntry(msgspec.Struct, kw_only=True):

@@ -12,13 +12,14 @@ that only another moderator can decide. Every step is written to the append-only
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
+from backend.cursor import CursorCodec
 from backend.db import Conn
-from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
 from backend.notifications import service as notifications
 from moderation import queries as q
 from moderation.schemas import AppealIn, AuditEntry, Case, CaseDetail, DecisionIn, Report, ReportIn
@@ -160,6 +161,8 @@ async def claim(conn: Conn, *, moderator_id: int, case_id: int) -> Case:
     row = await _lock(conn, case_id)
     if row["status"] != "open":
         raise Conflict("this case is decided", code="case_decided")
+    if row["subject_id"] == moderator_id:
+        raise Conflict("a case about you goes to another moderator", code="own_case")
     if row["kind"] == "appeal" and await _decided_by(conn, row["appeal_of"]) == moderator_id:
         raise Conflict("an appeal goes to another moderator than the one who decided", code="own_decision")
     held = row["claimed_by"] is not None and row["claimed_by"] != moderator_id
@@ -288,6 +291,10 @@ async def decide(
     reason = data.reason.strip()
     if not reason:
         raise ValidationFailed("a decision needs a reason", code="reason_required", field="reason")
+    if data.duration_hours is not None and data.action != "suspend":
+        raise ValidationFailed(
+            "duration_hours goes with suspend only", code="duration_not_allowed", field="duration_hours"
+        )
     row = await _lock(conn, case_id)
     if row["status"] != "open":
         raise Conflict("this case is decided", code="case_decided")
@@ -360,6 +367,37 @@ async def decide(
 
 
 # --- appeals and the audit -------------------------------------------------------------------
+
+
+APPEAL_TOKEN_MINUTES = 60
+
+
+async def appeal_offer(conn: Conn, cursors: CursorCodec, *, user_id: int) -> dict[str, Any]:
+    """What a suspended or banned account is shown when it signs in: the decisions it may
+    still appeal and a short-lived token that stands in for a session on ``POST /v1/appeals``
+    only (its sessions were revoked, so it could not appeal otherwise)."""
+    rows = await conn.fetch(q.APPEALABLE, user_id, list(APPEALABLE))
+    expires = datetime.now(UTC) + timedelta(minutes=APPEAL_TOKEN_MINUTES)
+    return {
+        "appealable": [
+            {**dict(r), "decided_at": r["decided_at"].isoformat() if r["decided_at"] else None} for r in rows
+        ],
+        "appeal_token": cursors.encode("appeal", [user_id, int(expires.timestamp())]),
+        "appeal_token_expires_at": expires.isoformat(),
+    }
+
+
+def appellant(cursors: CursorCodec, token: str) -> int:
+    """The account an appeal token was issued to; 401 when forged or expired."""
+    try:
+        user_id, expires = cursors.decode("appeal", token)
+    except (BadRequest, ValueError, TypeError):
+        raise Unauthorized("this appeal token is not valid", code="invalid_appeal_token") from None
+    if not isinstance(user_id, int) or not isinstance(expires, int):
+        raise Unauthorized("this appeal token is not valid", code="invalid_appeal_token")
+    if expires < datetime.now(UTC).timestamp():
+        raise Unauthorized("this appeal token has expired; sign in again", code="invalid_appeal_token")
+    return user_id
 
 
 async def appeal(conn: Conn, *, user_id: int, data: AppealIn) -> Case:

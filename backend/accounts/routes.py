@@ -35,6 +35,7 @@ from backend.runtime import (
     SettingsDep,
     ViewerDep,
 )
+from moderation import service as moderation
 
 HandlePath = Parameter(min_length=3, max_length=30, pattern=r"^[A-Za-z0-9_]+$", description="User handle.")
 
@@ -81,7 +82,9 @@ class SessionController(Controller):
         status_code=201,
         summary="Log in",
         description="Exchanges a handle or email and password for a bearer token. "
-        "Attempts are limited per account and per client address.",
+        "Attempts are limited per account and per client address. A suspended or banned account "
+        "gets 403 with `until`, the decisions it may still appeal (`appealable`) and an "
+        "`appeal_token` for `POST /v1/appeals`.",
         responses=problems(401, 403, 422, 429),
     )
     async def log_in(
@@ -92,6 +95,7 @@ class SessionController(Controller):
         passwords: PasswordsDep,
         limiter: LimiterDep,
         settings: SettingsDep,
+        cursors: CursorsDep,
     ) -> SessionCreated:
         window = settings.login_limit_window_s
         ip = client_ip(request, settings.trust_forwarded_for)
@@ -102,15 +106,20 @@ class SessionController(Controller):
             Rule("login:account", settings.login_limit_per_account, window),
             data.login.lower(),
         )
-        result = await accounts.log_in(
-            conn,
-            login=data.login,
-            password=data.password,
-            passwords=passwords,
-            ttl_days=settings.session_ttl_days,
-            user_agent=request.headers.get("user-agent", ""),
-            ip=ip,
-        )
+        try:
+            result = await accounts.log_in(
+                conn,
+                login=data.login,
+                password=data.password,
+                passwords=passwords,
+                ttl_days=settings.session_ttl_days,
+                user_agent=request.headers.get("user-agent", ""),
+                ip=ip,
+            )
+        except accounts.AccountInactive as inactive:
+            # No session, but the decisions behind it can still be appealed.
+            inactive.extra |= await moderation.appeal_offer(conn, cursors, user_id=inactive.user_id)
+            raise
         return SessionCreated(token=result.token, session=result.session, user=result.user)
 
     @get("", summary="Your live sessions", responses=problems(400, 401))

@@ -7,6 +7,7 @@ and :func:`hidden_authors`.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -167,6 +168,15 @@ class LoginResult(msgspec.Struct, kw_only=True):
     user: Me
 
 
+class AccountInactive(Forbidden):
+    """The right password for a suspended or banned account: no session, but the sign-in route
+    offers a way to appeal (see moderation.service.appeal_offer)."""
+
+    def __init__(self, detail: str, *, user_id: int, **kw: Any) -> None:
+        super().__init__(detail, **kw)
+        self.user_id = user_id
+
+
 async def log_in(
     conn: Conn,
     *,
@@ -184,8 +194,11 @@ async def log_in(
     if not row["active"]:
         until = row["suspended_until"]
         detail = f"this account is {row['status']}" + (f" until {until.isoformat()}" if until else "")
-        raise Forbidden(
-            detail, code=f"account_{row['status']}", extra={"until": until.isoformat() if until else None}
+        raise AccountInactive(
+            detail,
+            user_id=row["id"],
+            code=f"account_{row['status']}",
+            extra={"until": until.isoformat() if until else None},
         )
     if row["status"] == "suspended":  # the suspension is over
         await conn.execute(

@@ -133,6 +133,15 @@ async def test_a_suspension_ends_sessions_and_hides_clips(client, users, conn) -
     clip = await make_clip(conn, client, author, visibility="public")
     case_id = (await _report(client, viewer, "user", author.id, "harassment")).json()["case_id"]
     assert (await client.get("/v1/me", headers=author.headers)).status_code == 200
+    claimed = await client.post(f"/v1/moderation/cases/{case_id}/claim", headers=mod.headers)
+    assert claimed.status_code == 200
+    strike_for_hours = await client.post(
+        f"/v1/moderation/cases/{case_id}/decide",
+        json={"action": "strike", "reason": "x", "duration_hours": 5},
+        headers=mod.headers,
+    )
+    assert strike_for_hours.status_code == 422
+    assert strike_for_hours.json()["field"] == "duration_hours"
     decided = await _decide(client, mod, case_id, "suspend", duration_hours=48)
     assert decided.status_code == 200, decided.text
     assert (await client.get("/v1/me", headers=author.headers)).status_code == 401
@@ -141,7 +150,19 @@ async def test_a_suspension_ends_sessions_and_hides_clips(client, users, conn) -
         "/v1/sessions", json={"login": author.handle, "password": "correct horse battery staple"}
     )
     assert login.status_code == 403
-    assert login.json()["code"] == "account_suspended"
+    refused = login.json()
+    assert refused["code"] == "account_suspended"
+    # No session, but the decision can still be appealed, with the token the refusal carries.
+    assert [c["case_id"] for c in refused["appealable"]] == [case_id]
+    body = {"case_id": case_id, "statement": "that was my brother"}
+    assert (await client.post("/v1/appeals", json=body)).status_code == 401
+    forged = await client.post("/v1/appeals", json=body | {"appeal_token": refused["appeal_token"] + "x"})
+    assert forged.status_code == 401
+    appealed = await client.post("/v1/appeals", json=body | {"appeal_token": refused["appeal_token"]})
+    assert appealed.status_code == 201, appealed.text
+    assert appealed.json()["kind"] == "appeal"
+    live = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL"
+    assert await conn.fetchval(live, author.id) == 0
     await conn.execute(
         "UPDATE users SET suspended_until = now() - interval '1 minute' WHERE id = $1", author.id
     )
@@ -238,3 +259,17 @@ async def test_reports_and_follows_are_limited_per_day(database_url, redis_url, 
             await client.put(f"/v1/users/{other.handle}/follow", headers=reporter.headers)
         ).status_code == 429
     assert uuid
+
+
+async def test_a_moderator_does_not_decide_a_case_about_themselves(client, users, conn) -> None:
+    mod, other_mod, reporter = (
+        await users.make("mod", role="moderator"),
+        await users.make("mod2", role="moderator"),
+        await users.make("reporter"),
+    )
+    clip = await make_clip(conn, client, mod, visibility="public")
+    case_id = (await _report(client, reporter, "clip", clip["id"], "spam")).json()["case_id"]
+    own = await client.post(f"/v1/moderation/cases/{case_id}/claim", headers=mod.headers)
+    assert own.status_code == 409
+    assert own.json()["code"] == "own_case"
+    assert (await _decide(client, other_mod, case_id, "dismiss")).status_code == 200
