@@ -164,17 +164,31 @@ INSERT INTO cameo_usage_entries (cameo_id, owner_id, user_id, clip_id, amount_mi
 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cameo_id, clip_id) DO NOTHING RETURNING id
 """
 
-USAGE_TOTALS = """
-SELECT currency, sum(amount_minor)::bigint AS amount_minor, count(*)::bigint AS uses
-FROM cameo_usage_entries WHERE cameo_id = $1 GROUP BY currency ORDER BY currency
+# A cameo's statement: the ledger lines of its owner's cameo earnings that this cameo caused,
+# licence fees (memo cameo_id) and revenue shares of orders and refunds (memo cameo_ids).
+_CAMEO_LINES = """
+FROM ledger_accounts a
+JOIN ledger_entries e ON e.account_id = a.id
+JOIN ledger_transactions t ON t.id = e.transaction_id
+LEFT JOIN clips c ON c.id = (t.memo->>'clip_id')::bigint
+LEFT JOIN users u ON u.id = c.author_id
+WHERE a.kind = 'cameo_earnings' AND a.owner_id = $1
+  AND (t.memo->>'cameo_id' = $2::bigint::text OR t.memo->'cameo_ids' @> to_jsonb($2::bigint))
 """
 
-USAGE_ENTRIES = """
-SELECT e.id, e.clip_id, e.amount_minor, e.currency, e.created_at,
+EARNINGS_TOTALS = f"""
+SELECT e.currency, sum(e.amount_minor)::bigint AS amount_minor,
+       count(*) FILTER (WHERE t.kind = 'cameo_licence')::bigint AS uses
+{_CAMEO_LINES}
+GROUP BY e.currency ORDER BY e.currency
+"""
+
+EARNINGS_LINES = f"""
+SELECT e.id, t.kind, (t.memo->>'clip_id')::bigint AS clip_id, e.amount_minor, e.currency, e.created_at,
        u.id AS user_id, u.handle, u.display_name, u.avatar_url
-FROM cameo_usage_entries e JOIN users u ON u.id = e.user_id
-WHERE e.cameo_id = $1 AND ($2::bigint IS NULL OR e.id < $2)
-ORDER BY e.id DESC LIMIT $3
+{_CAMEO_LINES}
+  AND ($3::bigint IS NULL OR e.id < $3)
+ORDER BY e.id DESC LIMIT $4
 """
 
 # For authorize: each requested cameo and whether the caller may use it.

@@ -114,10 +114,15 @@ class Appearance(msgspec.Struct, kw_only=True):
     allowed: bool  # consent still covers its maker today
 
 
-class UsageEntry(msgspec.Struct, kw_only=True):
+class EarningsLine(msgspec.Struct, kw_only=True):
+    """One ledger line of the owner's cameo earnings caused by this cameo."""
+
     id: int
-    clip_id: int
-    user: UserSummary
+    # licence: a fee for a published clip using the cameo; revenue_share: its share of an order
+    # attributed to such a clip; refund: that share given back.
+    kind: Literal["licence", "revenue_share", "refund"]
+    clip_id: int | None
+    user: UserSummary | None  # who made the clip
     amount_minor: int
     currency: str
     created_at: datetime
@@ -126,11 +131,11 @@ class UsageEntry(msgspec.Struct, kw_only=True):
 class Total(msgspec.Struct, kw_only=True):
     currency: str
     amount_minor: int
-    uses: int
+    uses: int  # licence fees booked
 
 
 class Earnings(msgspec.Struct, kw_only=True):
     cameo_id: int
     totals: list[Total]
-    entries: list[UsageEntry]
+    entries: list[EarningsLine]
     next_cursor: str | None = None

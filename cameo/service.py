@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from backend.accounts.schemas import UserSummary
+from backend.commerce import ledger
 from backend.db import Conn
 from backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from backend.notifications import service as notifications
@@ -32,11 +33,11 @@ from cameo.schemas import (
     CameoUpdate,
     Challenge,
     Earnings,
+    EarningsLine,
     Grant,
     Licence,
     LicenceIn,
     Total,
-    UsageEntry,
 )
 from cameo.verifier import Evidence, Verdict, Verifier
 from moderation.screening import normalise, screen_text
@@ -494,29 +495,40 @@ async def set_licence(conn: Conn, *, owner_id: int, cameo_id: int, licence: Lice
     return await get(conn, viewer_id=owner_id, cameo_id=cameo_id)
 
 
+_LINE_KINDS = {"cameo_licence": "licence", "order": "revenue_share", "refund": "refund"}
+
+
+def _maker(row: Any) -> UserSummary | None:
+    if row["user_id"] is None:  # the clip is gone
+        return None
+    return UserSummary(
+        id=row["user_id"],
+        handle=row["handle"],
+        display_name=row["display_name"],
+        avatar_url=row["avatar_url"],
+    )
+
+
 async def earnings(
     conn: Conn, *, owner_id: int, cameo_id: int, before_id: int | None, limit: int
 ) -> Earnings:
+    """The cameo's statement, read from the ledger: licence fees and revenue shares."""
     await _owned(conn, owner_id, cameo_id)
     totals = [
         Total(currency=r["currency"], amount_minor=r["amount_minor"], uses=r["uses"])
-        for r in await conn.fetch(q.USAGE_TOTALS, cameo_id)
+        for r in await conn.fetch(q.EARNINGS_TOTALS, owner_id, cameo_id)
     ]
     entries = [
-        UsageEntry(
+        EarningsLine(
             id=r["id"],
+            kind=_LINE_KINDS[r["kind"]],  # type: ignore[arg-type]
             clip_id=r["clip_id"],
-            user=UserSummary(
-                id=r["user_id"],
-                handle=r["handle"],
-                display_name=r["display_name"],
-                avatar_url=r["avatar_url"],
-            ),
+            user=_maker(r),
             amount_minor=r["amount_minor"],
             currency=r["currency"],
             created_at=r["created_at"],
         )
-        for r in await conn.fetch(q.USAGE_ENTRIES, cameo_id, before_id, limit)
+        for r in await conn.fetch(q.EARNINGS_LINES, owner_id, cameo_id, before_id, limit)
     ]
     return Earnings(cameo_id=cameo_id, totals=totals, entries=entries)
 
@@ -616,15 +628,21 @@ async def on_publish(
             raise Forbidden("the cameo's owner removed this clip", code="cameo_removed", field="take_id")
         if row["licence_price_minor"] is not None:
             units = 1 if row["licence_unit"] == "use" else max(1, -(-duration_ms // 1000))
-            await conn.fetchval(
-                q.INSERT_USAGE,
-                row["id"],
-                row["owner_id"],
-                author_id,
-                clip_id,
-                row["licence_price_minor"] * units,
-                row["licence_currency"],
+            fee = row["licence_price_minor"] * units
+            usage_id = await conn.fetchval(
+                q.INSERT_USAGE, row["id"], row["owner_id"], author_id, clip_id, fee, row["licence_currency"]
             )
+            if usage_id is not None:
+                await ledger.book_licence_fee(
+                    conn,
+                    usage_id=usage_id,
+                    cameo_id=row["id"],
+                    owner_id=row["owner_id"],
+                    maker_id=author_id,
+                    clip_id=clip_id,
+                    amount_minor=fee,
+                    currency=row["licence_currency"],
+                )
         await notifications.notify(
             conn,
             recipient_id=row["owner_id"],

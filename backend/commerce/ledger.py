@@ -103,25 +103,29 @@ async def book(
     return int(transaction_id)
 
 
-async def book_usage(conn: Conn, *, batch: int = 200) -> int:
-    """Cameo licence fees: each usage entry (a kept take using a licensed cameo) moves its fee
-    from the maker's earnings to the cameo owner's, once. Returns how many were booked."""
-    booked = 0
-    for row in await conn.fetch(q.UNBOOKED_USAGE, batch):
-        amounts = {
-            ("creator_earnings", row["user_id"]): -row["amount_minor"],
-            ("cameo_earnings", row["owner_id"]): row["amount_minor"],
-        }
-        if await book(
-            conn,
-            kind="cameo_licence",
-            reference=f"usage:{row['id']}",
-            currency=row["currency"],
-            amounts=amounts,
-            memo={"cameo_id": row["cameo_id"], "clip_id": row["clip_id"]},
-        ):
-            booked += 1
-    return booked
+async def book_licence_fee(
+    conn: Conn,
+    *,
+    usage_id: int,
+    cameo_id: int,
+    owner_id: int,
+    maker_id: int,
+    clip_id: int,
+    amount_minor: int,
+    currency: str,
+) -> int | None:
+    """A cameo licence fee (a usage entry: a published clip using a licensed cameo) moves from the
+    maker's earnings to the cameo owner's, in the publishing transaction, once per entry."""
+    if amount_minor <= 0:
+        return None
+    return await book(
+        conn,
+        kind="cameo_licence",
+        reference=f"usage:{usage_id}",
+        currency=currency,
+        amounts={("creator_earnings", maker_id): -amount_minor, ("cameo_earnings", owner_id): amount_minor},
+        memo={"cameo_id": cameo_id, "clip_id": clip_id},
+    )
 
 
 async def balances(conn: Conn, owner_id: int, kinds: Sequence[str] = USER_ACCOUNTS) -> list[Any]:

@@ -221,15 +221,6 @@ INSERT_ENTRY = """
 INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4)
 """
 
-UNBOOKED_USAGE = """
-SELECT u.id, u.cameo_id, u.owner_id, u.user_id, u.clip_id, u.amount_minor, u.currency
-FROM cameo_usage_entries u
-WHERE u.amount_minor > 0
-  AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.reference = 'usage:' || u.id)
-ORDER BY u.id
-LIMIT $1
-"""
-
 BALANCES = """
 SELECT a.kind, a.currency, coalesce(sum(e.amount_minor), 0)::bigint AS balance
 FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id

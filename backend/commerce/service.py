@@ -398,17 +398,19 @@ async def remember_delivery(conn: Conn, *, shop_id: int, webhook_id: str) -> Non
 
 async def _split(
     conn: Conn, settings: Settings, *, shop_id: int, product_id: int | None, attribution: Any
-) -> ledger.Split:
+) -> tuple[ledger.Split, list[int]]:
+    """The split of an attributed order, and the licensed cameos that share in it."""
     rates = await conn.fetchrow(q.SHARES, shop_id, product_id)
     assert rates is not None  # the shop's webhook was verified with its secret a moment ago
     cameos = await conn.fetch(q.CAMEO_SHARES, list(attribution["cameo_ids"]), attribution["author_id"])
-    return ledger.Split(
+    split = ledger.Split(
         fee_bps=settings.platform_fee_bps,
         commission_bps=rates["product_bps"] if rates["product_bps"] is not None else rates["shop_bps"],
         seller_id=rates["seller_id"],
         creator_id=attribution["author_id"],
         cameo_shares=tuple((c["owner_id"], c["revenue_share_bps"]) for c in cameos),
     )
+    return split, [c["id"] for c in cameos]
 
 
 async def receive_order(conn: Conn, settings: Settings, *, shop_id: int, event: OrderEvent) -> Booking:
@@ -473,7 +475,7 @@ async def receive_order(conn: Conn, settings: Settings, *, shop_id: int, event: 
         )
     transaction_id = None
     if attribution is not None and event.amount_minor > 0:
-        split = await _split(
+        split, cameo_ids = await _split(
             conn, settings, shop_id=shop_id, product_id=event.product_id, attribution=attribution
         )
         transaction_id = await ledger.book(
@@ -486,6 +488,8 @@ async def receive_order(conn: Conn, settings: Settings, *, shop_id: int, event: 
                 "shop_id": shop_id,
                 "clip_id": attribution["clip_id"],
                 "tap_id": attribution["id"],
+                # The cameos whose owners share in it: each cameo's statement reads these.
+                "cameo_ids": cameo_ids,
                 # The rates as they were: a refund reverses with these, not with today's.
                 "split": {
                     "fee_bps": split.fee_bps,
@@ -567,7 +571,11 @@ async def _refund(conn: Conn, settings: Settings, *, shop_id: int, event: OrderE
             reference=f"refund:{refund_id}",
             currency=order["currency"],
             amounts=ledger.difference(before, after),
-            memo={"order_id": order["id"]},
+            memo={
+                "order_id": order["id"],
+                "clip_id": booked.get("clip_id"),
+                "cameo_ids": booked.get("cameo_ids", []),
+            },
         )
     return Booking(
         order_id=order["id"],

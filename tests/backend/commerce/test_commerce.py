@@ -358,7 +358,7 @@ async def test_an_expired_link_and_an_invisible_clip(database_url, redis_url, tm
 # --- orders and the ledger -------------------------------------------------------------------
 
 
-async def _tapped(client, users, conn, *, commission_bps: int = 1000):
+async def _tapped(client, users, conn, *, commission_bps: int = 1000, cameo_ids: list[int] | None = None):
     seller, creator, buyer = (
         await users.make("seller"),
         await users.make("creator"),
@@ -366,7 +366,7 @@ async def _tapped(client, users, conn, *, commission_bps: int = 1000):
     )
     shop = await _shop(client, seller, allow_affiliates=True, commission_bps=commission_bps)
     product = await _product(client, seller, shop["id"])
-    clip = await make_clip(conn, client, creator, visibility="public")
+    clip = await make_clip(conn, client, creator, visibility="public", cameo_ids=cameo_ids or [])
     tag = (
         await client.post(
             f"/v1/clips/{clip['id']}/product-tags",
@@ -412,6 +412,40 @@ async def test_an_attributed_order_is_booked_and_split(client, users, conn) -> N
     assert all(r["s"] == 0 for r in sums)
     too_much = {"type": "order.refunded", "order_id": "A-1", "refund_id": "R-3", "refund_amount_minor": 1}
     assert (await _deliver(client, shop, too_much)).status_code == 422
+
+
+async def test_a_licensed_cameo_earns_its_fee_and_its_share_in_its_own_statement(client, users, conn) -> None:
+    from tests.cameo.test_cameos import cameo
+
+    star = await users.make("star")
+    made = await cameo(client, conn, star, consent="everyone")
+    licence = {"price_minor": 100, "unit": "use", "currency": "USD", "revenue_share_percent": 20}
+    r = await client.put(f"/v1/cameos/{made['id']}/licence", json=licence, headers=star.headers)
+    assert r.status_code == 200, r.text
+    _, creator, buyer, shop, product, clip, _ = await _tapped(client, users, conn, cameo_ids=[made["id"]])
+    order = {"type": "order.placed", "order_id": "S-1", "product_id": product["id"], "amount_minor": 10000,
+             "currency": "USD", "buyer_id": buyer.id}  # fmt: skip
+    assert (await _deliver(client, shop, order)).json()["attributed"]
+
+    statement = (await client.get(f"/v1/cameos/{made['id']}/earnings", headers=star.headers)).json()
+    # 10% commission of 10000 is 1000; the cameo's owner takes 20% of it; the licence fee is 100.
+    assert statement["totals"] == [{"currency": "USD", "amount_minor": 300, "uses": 1}]
+    assert [(e["kind"], e["amount_minor"], e["clip_id"]) for e in statement["entries"]] == [
+        ("revenue_share", 200, clip["id"]),
+        ("licence", 100, clip["id"]),
+    ]
+    assert statement["entries"][0]["user"]["id"] == creator.id
+    assert (await client.get(f"/v1/cameos/{made['id']}/earnings", headers=creator.headers)).status_code == 404
+
+    refund = {"type": "order.refunded", "order_id": "S-1", "refund_id": "SR-1", "refund_amount_minor": 10000}
+    assert (await _deliver(client, shop, refund)).status_code == 200
+    statement = (await client.get(f"/v1/cameos/{made['id']}/earnings", headers=star.headers)).json()
+    assert statement["totals"] == [{"currency": "USD", "amount_minor": 100, "uses": 1}]
+    assert statement["entries"][0]["kind"] == "refund"
+    assert statement["entries"][0]["amount_minor"] == -200
+    mine = (await client.get("/v1/me/earnings", headers=creator.headers)).json()["balances"]
+    assert {b["account"]: b["balance_minor"] for b in mine} == {"creator_earnings": -100}  # the fee it paid
+    await _ledger_ok(conn)
 
 
 async def test_bad_signatures_replays_stale_times_and_unknown_currencies_book_nothing(
