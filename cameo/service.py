@@ -331,7 +331,8 @@ async def request_use(conn: Conn, *, user_id: int, cameo_id: int, note: str) -> 
 
 async def _user_id(conn: Conn, handle: str) -> int:
     user_id: int | None = await conn.fetchval(
-        "SELECT id FROM users WHERE lower(handle) = lower($1) AND status = 'active'", handle
+        "SELECT id FROM users WHERE lower(handle) = lower($1) AND account_active(status, suspended_until)",
+        handle,
     )
     if user_id is None:
         raise NotFound(f"no user @{handle}", code="unknown_user")

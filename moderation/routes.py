@@ -57,10 +57,12 @@ class ReportController(Controller):
         limiter: LimiterDep,
         data: JSONBody[ReportIn],
     ) -> Report:
+        report = await service.report(conn, reporter_id=viewer.user_id, data=data)
+        # Charged once the report is valid; over the limit, the 429 rolls the report back.
         await enforce(
             request, limiter, Rule("reports", settings.reports_per_day, 86400), f"user:{viewer.user_id}"
         )
-        return await service.report(conn, reporter_id=viewer.user_id, data=data)
+        return report
 
     @get("", summary="Your reports, newest first", responses=problems(400, 401))
     async def mine(

@@ -79,10 +79,11 @@ WHERE id IN (
 )
 """
 
-# A user the viewer may see: active and not blocking the viewer. $2 may be NULL (anonymous).
+# A user the viewer may see: active (a lapsed suspension counts) and not blocking the viewer.
+# $2 may be NULL (anonymous).
 VISIBLE_USER = """
 SELECT u.id FROM users u
-WHERE lower(u.handle) = lower($1) AND u.status = 'active'
+WHERE lower(u.handle) = lower($1) AND account_active(u.status, u.suspended_until)
   AND ($2::bigint IS NULL OR NOT EXISTS (
       SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $2))
 """
@@ -141,7 +142,7 @@ UNMUTE = "DELETE FROM mutes WHERE muter_id = $1 AND muted_id = $2"
 _CONNECTIONS = """
 SELECT u.id, u.handle, u.display_name, u.avatar_url, f.created_at AS since
 FROM follows f JOIN users u ON u.id = f.{other}
-WHERE f.{me} = $1 AND u.status = 'active'
+WHERE f.{me} = $1 AND account_active(u.status, u.suspended_until)
   AND ($2::bigint IS NULL OR NOT EXISTS (
       SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $2))
   AND ($3::timestamptz IS NULL OR (f.created_at, f.{other}) < ($3, $4))

@@ -163,9 +163,16 @@ async def test_a_suspension_ends_sessions_and_hides_clips(client, users, conn) -
     assert appealed.json()["kind"] == "appeal"
     live = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL"
     assert await conn.fetchval(live, author.id) == 0
+    profile = f"/v1/users/{author.handle}"
+    assert (await client.get(profile, headers=viewer.headers)).status_code == 404
+    assert (await client.put(f"/v1/users/{author.handle}/follow", headers=viewer.headers)).status_code == 404
+    followers = (await client.get(f"/v1/users/{viewer.handle}/following", headers=viewer.headers)).json()
+    assert followers["items"] == []
     await conn.execute(
         "UPDATE users SET suspended_until = now() - interval '1 minute' WHERE id = $1", author.id
     )
+    # Over by itself, before they even sign in again: profile and clips are back.
+    assert (await client.get(profile, headers=viewer.headers)).status_code == 200
     assert (await client.get(f"/v1/clips/{clip['id']}", headers=viewer.headers)).status_code == 200
     again = await client.post(
         "/v1/sessions", json={"login": author.handle, "password": "correct horse battery staple"}
@@ -246,12 +253,15 @@ async def test_reports_and_follows_are_limited_per_day(database_url, redis_url, 
             await users.make("reporter"),
             await users.make("other"),
         )
+        for _ in range(3):  # a report that is refused does not use up the day's quota
+            assert (await _report(client, reporter, "clip", 999_999)).status_code == 404
         for _ in range(2):
             clip = await make_clip(conn, client, author, visibility="public")
             assert (await _report(client, reporter, "clip", clip["id"])).status_code == 201
         limited = await _report(client, reporter, "user", author.id)
         assert limited.status_code == 429
         assert "retry-after" in limited.headers
+        assert await conn.fetchval("SELECT count(*) FROM reports") == 2  # the refused one is not kept
         assert (
             await client.put(f"/v1/users/{author.handle}/follow", headers=reporter.headers)
         ).status_code == 200
