@@ -50,6 +50,10 @@ async def measure(database_url: str, queries: int, efs: list[int], seed: int = 5
             async with conn.transaction():
                 await conn.execute("SET LOCAL enable_indexscan = off")
                 await conn.execute("SET LOCAL enable_bitmapscan = off")
+                # A plan per execution: PostgreSQL's cached generic plan of the prepared query
+                # does not follow SET LOCAL, so the exact run could reuse an index plan (and
+                # the ANN run a sequential one).
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 for user_id, taste in tastes:
                     started = time.perf_counter()
                     rows = await conn.fetch(q.NEAREST, user_id, taste, K)
@@ -69,6 +73,7 @@ async def measure(database_url: str, queries: int, efs: list[int], seed: int = 5
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
                     await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                     plan = await conn.fetch("EXPLAIN " + q.NEAREST, tastes[0][0], tastes[0][1], K)
                     assert any("clip_vectors_hnsw" in r[0] for r in plan), "the ANN run did not use the index"
                     for user_id, taste in tastes:
