@@ -34,20 +34,20 @@ class CursorCodec:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (ValueError, TypeError):
-            raise self._invalid() from None
+            raise self.invalid() from None
         body, sig = raw[:-_SIG_BYTES], raw[-_SIG_BYTES:]
         if len(raw) <= _SIG_BYTES or not hmac.compare_digest(sig, self._sign(kind, body)):
-            raise self._invalid()
+            raise self.invalid()
         try:
             position = msgspec.json.decode(body)
         except msgspec.DecodeError:
-            raise self._invalid() from None
+            raise self.invalid() from None
         if not isinstance(position, list):
-            raise self._invalid()
+            raise self.invalid()
         return position
 
     @staticmethod
-    def _invalid() -> BadRequest:
+    def invalid() -> BadRequest:
         return BadRequest(
             "the cursor is not valid for this list", code="invalid_cursor", field="query.cursor"
         )

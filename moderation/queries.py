@@ -77,14 +77,18 @@ CASE = f"SELECT {CASE_COLUMNS} FROM moderation_cases m WHERE m.id = $1"
 LOCK_CASE = f"SELECT {CASE_COLUMNS} FROM moderation_cases m WHERE m.id = $1 FOR UPDATE OF m"
 
 # Open cases this moderator may take: unclaimed, claimed by them, or a claim that lapsed; an
-# appeal never goes to the moderator who made the decision appealed.
+# appeal never goes to the moderator who made the decision appealed. Keyset paging on
+# (priority, id) after ($2, $3): a case decided meanwhile does not shift the next page.
 QUEUE = f"""
-SELECT {CASE_COLUMNS} FROM moderation_cases m
-WHERE m.status = 'open'
-  AND (m.claimed_by IS NULL OR m.claimed_by = $1 OR m.claimed_until < now())
-  AND NOT EXISTS (SELECT 1 FROM moderation_cases d WHERE d.id = m.appeal_of AND d.decided_by = $1)
-ORDER BY priority DESC, m.id
-OFFSET $2 LIMIT $3
+SELECT * FROM (
+    SELECT {CASE_COLUMNS} FROM moderation_cases m
+    WHERE m.status = 'open'
+      AND (m.claimed_by IS NULL OR m.claimed_by = $1 OR m.claimed_until < now())
+      AND NOT EXISTS (SELECT 1 FROM moderation_cases d WHERE d.id = m.appeal_of AND d.decided_by = $1)
+) q
+WHERE $2::float8 IS NULL OR q.priority < $2 OR (q.priority = $2 AND q.id > $3)
+ORDER BY q.priority DESC, q.id
+LIMIT $4
 """
 
 CLAIM = """

@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from backend.auth import Viewer
 from backend.clips import service as clips
 from backend.clips.service import Signer
+from backend.cursor import CursorCodec
 from backend.errors import NotFound, Unauthorized, problems
 from backend.pagination import CursorParam, Limit, Page, cursor_id, id_page
 from backend.ratelimit import Rule, enforce
@@ -122,9 +123,15 @@ class ModerationController(Controller):
         limit: Limit = 20,
     ) -> Page[Case]:
         _moderator(viewer)
-        offset = int(cursors.decode("moderation-queue", cursor)[0]) if cursor else 0
-        items = await service.queue(conn, moderator_id=viewer.user_id, offset=offset, limit=limit)
-        more = cursors.encode("moderation-queue", [offset + limit]) if len(items) == limit else None
+        after = None
+        if cursor:
+            position = cursors.decode("moderation-queue", cursor)
+            if len(position) != 2:  # a cursor from before keyset paging
+                raise CursorCodec.invalid()
+            after = (float(position[0]), int(position[1]))
+        items = await service.queue(conn, moderator_id=viewer.user_id, after=after, limit=limit)
+        last = items[-1] if len(items) == limit else None
+        more = cursors.encode("moderation-queue", [last.priority, last.id]) if last else None
         return Page(items=items, next_cursor=more)
 
     @get("/cases/{case_id:int}", summary="A case and its reports (moderators)", responses=problems(401, 404))

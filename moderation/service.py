@@ -126,8 +126,10 @@ async def open_case(
 # --- the queue -------------------------------------------------------------------------------
 
 
-async def queue(conn: Conn, *, moderator_id: int, offset: int, limit: int) -> list[Case]:
-    return [_case(r) for r in await conn.fetch(q.QUEUE, moderator_id, offset, limit)]
+async def queue(conn: Conn, *, moderator_id: int, after: tuple[float, int] | None, limit: int) -> list[Case]:
+    """Highest priority first; ``after`` is the (priority, id) of the last case of the page before."""
+    priority, last_id = after if after is not None else (None, None)
+    return [_case(r) for r in await conn.fetch(q.QUEUE, moderator_id, priority, last_id, limit)]
 
 
 async def get_case(conn: Conn, *, case_id: int) -> CaseDetail:

@@ -283,3 +283,27 @@ async def test_a_moderator_does_not_decide_a_case_about_themselves(client, users
     assert own.status_code == 409
     assert own.json()["code"] == "own_case"
     assert (await _decide(client, other_mod, case_id, "dismiss")).status_code == 200
+
+
+async def test_the_queue_pages_by_priority_and_a_decision_between_pages_skips_nothing(
+    client, users, conn
+) -> None:
+    author, mod = await users.make("author"), await users.make("mod", role="moderator")
+    reporters = [await users.make(f"rep{i}") for i in range(3)]
+    cases = []
+    for n in (3, 2, 1):  # three clips reported by 3, 2 and 1 people: that is their order
+        clip = await make_clip(conn, client, author, visibility="public")
+        for who in reporters[:n]:
+            case_id = (await _report(client, who, "clip", clip["id"])).json()["case_id"]
+        cases.append(case_id)
+    first = (await client.get("/v1/moderation/queue", params={"limit": 2}, headers=mod.headers)).json()
+    assert [c["id"] for c in first["items"]] == cases[:2]
+    # The top case is decided before the next page is asked for: the third is not skipped.
+    assert (await _decide(client, mod, cases[0], "remove")).status_code == 200
+    rest = await client.get(
+        "/v1/moderation/queue", params={"limit": 2, "cursor": first["next_cursor"]}, headers=mod.headers
+    )
+    assert [c["id"] for c in rest.json()["items"]] == cases[2:]
+    assert rest.json()["next_cursor"] is None
+    forged = await client.get("/v1/moderation/queue", params={"cursor": "abc"}, headers=mod.headers)
+    assert forged.status_code == 400
