@@ -198,7 +198,7 @@ async def credit_refunded_order(conn: Conn, *, order_id: int) -> int:
     Booked once per charge (reference ``…:order:{id}:refund``). Returns the total credited."""
     total = 0
     for charge in await conn.fetch(q.ORDER_CHARGES, order_id):
-        campaign_id = int(charge["reference"].split(":")[1])
+        campaign_id = charge["campaign_id"]
         row = await conn.fetchrow(q.LOCK_CAMPAIGN, campaign_id)
         if row is None:
             continue

@@ -342,13 +342,18 @@ WHERE id = $1
 RETURNING {CAMPAIGN_COLUMNS}
 """
 
-# What pay-per-order campaigns were charged for one order (the platform's side of each charge).
+# What pay-per-order campaigns were charged for one order (the platform's side of each charge):
+# the campaigns of its clip or product, each looked up by its charge's reference (the unique
+# index), not by a pattern that would scan the whole ledger.
 ORDER_CHARGES = """
-SELECT t.reference, e.amount_minor, e.currency
-FROM ledger_transactions t
+SELECT k.id AS campaign_id, t.reference, e.amount_minor, e.currency
+FROM orders o
+JOIN campaigns k ON k.billing = 'cpa' AND (k.clip_id = o.clip_id OR k.product_id = o.product_id)
+JOIN ledger_transactions t ON t.reference = 'campaign:' || k.id || ':order:' || o.id
 JOIN ledger_entries e ON e.transaction_id = t.id
 JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'platform_fees'
-WHERE t.kind = 'campaign_charge' AND t.reference LIKE 'campaign:%:order:' || $1::bigint
+WHERE o.id = $1
+ORDER BY k.id
 """
 
 CREDIT_CAMPAIGN = f"""
