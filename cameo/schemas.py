@@ -114,13 +114,16 @@ class Appearance(msgspec.Struct, kw_only=True):
     allowed: bool  # consent still covers its maker today
 
 
+# licence: a fee for a published clip using the cameo; revenue_share: its share of an order
+# attributed to such a clip; refund: that share given back.
+LineKind = Literal["licence", "revenue_share", "refund"]
+
+
 class EarningsLine(msgspec.Struct, kw_only=True):
     """One ledger line of the owner's cameo earnings caused by this cameo."""
 
     id: int
-    # licence: a fee for a published clip using the cameo; revenue_share: its share of an order
-    # attributed to such a clip; refund: that share given back.
-    kind: Literal["licence", "revenue_share", "refund"]
+    kind: LineKind
     clip_id: int | None
     user: UserSummary | None  # who made the clip
     amount_minor: int

@@ -37,6 +37,7 @@ from cameo.schemas import (
     Grant,
     Licence,
     LicenceIn,
+    LineKind,
     Total,
 )
 from cameo.verifier import Evidence, Verdict, Verifier
@@ -496,7 +497,7 @@ async def set_licence(conn: Conn, *, owner_id: int, cameo_id: int, licence: Lice
     return await get(conn, viewer_id=owner_id, cameo_id=cameo_id)
 
 
-_LINE_KINDS = {"cameo_licence": "licence", "order": "revenue_share", "refund": "refund"}
+_LINE_KINDS: dict[str, LineKind] = {"cameo_licence": "licence", "order": "revenue_share", "refund": "refund"}
 
 
 def _maker(row: Any) -> UserSummary | None:
@@ -522,7 +523,7 @@ async def earnings(
     entries = [
         EarningsLine(
             id=r["id"],
-            kind=_LINE_KINDS[r["kind"]],  # type: ignore[arg-type]
+            kind=_LINE_KINDS[r["kind"]],
             clip_id=r["clip_id"],
             user=_maker(r),
             amount_minor=r["amount_minor"],
