@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from backend import openapi
 from backend.accounts import tasks as account_tasks
 from backend.accounts.passwords import Passwords
 from backend.accounts.routes import AccountController, SessionController, UserController
+from backend.accounts.session_cache import SessionCache, listen
 from backend.clips import tasks as clip_tasks
 from backend.clips.routes import (
     ClipController,
@@ -139,6 +142,7 @@ def build_worker(res: Resources, settings: Settings) -> BackgroundWorker:
 def create_app(settings: Settings) -> Litestar:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("create_app needs database_url and redis_url; `riffle serve` fills them in")
+    database_url = settings.database_url
 
     screening.configure(settings)  # the deployment's term lists, before anything is screened
 
@@ -147,6 +151,8 @@ def create_app(settings: Settings) -> Litestar:
         async with open_resources(settings) as res:
             hub = Hub(res.redis, settings.redis_prefix, backlog=settings.stream_backlog)
             await hub.start()
+            sessions = SessionCache(settings.auth_cache_s)
+            listener = asyncio.create_task(listen(sessions, database_url), name="auth-listener")
             app.state.runtime = Runtime(
                 settings=settings,
                 pool=res.pool,
@@ -162,6 +168,7 @@ def create_app(settings: Settings) -> Litestar:
                 generation=res.generation,
                 encoder=res.encoder,
                 hub=hub,
+                sessions=sessions,
             )
             worker = build_worker(res, settings) if settings.run_worker else None
             if worker is not None:
@@ -176,6 +183,9 @@ def create_app(settings: Settings) -> Litestar:
             finally:
                 if worker is not None:
                     await worker.stop()
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
                 await hub.stop()
 
     @get("/openapi.json", include_in_schema=False, media_type="application/json")

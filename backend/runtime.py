@@ -18,7 +18,8 @@ from saq import Queue
 
 from backend.accounts import service as accounts
 from backend.accounts.passwords import Passwords
-from backend.auth import Viewer, bearer_token
+from backend.accounts.session_cache import SessionCache
+from backend.auth import Viewer, bearer_token, hash_token
 from backend.cursor import CursorCodec
 from backend.db import Conn, Pool, in_transaction
 from backend.errors import Unauthorized
@@ -59,6 +60,7 @@ class Runtime:
     generation: GenerationEngine
     encoder: Encoder
     hub: Hub
+    sessions: SessionCache
 
 
 def runtime(state: State) -> Runtime:
@@ -90,9 +92,16 @@ async def provide_maybe_viewer(request: Request[Any, Any, Any], state: State, co
         if "authorization" in request.headers:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return None
-    viewer = await accounts.authenticate(conn, token, ttl_days=runtime(state).settings.session_ttl_days)
+    rt = runtime(state)
+    token_hash = hash_token(token)
+    viewer = rt.sessions.get(token_hash)
+    if viewer is not None:
+        return viewer
+    epoch = rt.sessions.epoch  # before the lookup: a revocation noticed meanwhile must win
+    viewer = await accounts.authenticate(conn, token_hash, ttl_days=rt.settings.session_ttl_days)
     if viewer is None:
         raise Unauthorized("this token is not valid: it is unknown, expired or revoked", code="invalid_token")
+    rt.sessions.put(token_hash, viewer, epoch=epoch)
     return viewer
 
 

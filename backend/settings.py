@@ -71,6 +71,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     db_pool_min: Annotated[int, _doc("Connections each process keeps open to PostgreSQL.", ge=0)] = 2
     db_pool_max: Annotated[int, _doc("Most connections each process opens to PostgreSQL.", ge=1)] = 20
     session_ttl_days: Annotated[int, _doc("Days a log-in session lasts without use.", ge=1)] = 30
+    auth_cache_s: Annotated[
+        float,
+        _doc(
+            "Seconds an API process remembers an authenticated session (0: look every token up). "
+            "Revocation still takes effect at once: PostgreSQL notifies every process.",
+            ge=0,
+        ),
+    ] = 30.0
     trust_forwarded_for: Annotated[
         bool, _doc("Take the client address from X-Forwarded-For (only behind a trusted proxy).")
     ] = False

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from backend.accounts import service as accounts
 from backend.cursor import CursorCodec
 from backend.db import Conn
 from backend.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
@@ -223,9 +224,7 @@ async def _suspend(conn: Conn, user_id: int, *, hours: int | None, ban: bool) ->
             hours or DEFAULT_SUSPENSION_HOURS,
         )
     # Their sessions end now: the next request with any of their tokens is a 401.
-    await conn.execute(
-        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id
-    )
+    await accounts.revoke_all_sessions(conn, user_id)
 
 
 async def _apply(

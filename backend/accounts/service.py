@@ -13,6 +13,7 @@ import asyncpg
 import msgspec
 
 from backend.accounts import queries as q
+from backend.accounts import session_cache
 from backend.accounts.passwords import Passwords
 from backend.accounts.schemas import (
     AccountCreate,
@@ -122,6 +123,7 @@ async def update_me(conn: Conn, user_id: int, data: MeUpdate) -> Me:
     )
     if row is None:
         raise NotFound("no such account")
+    session_cache.forget_user(user_id)  # a cached viewer carries the birth year
     return _me(row)
 
 
@@ -215,8 +217,10 @@ async def log_in(
     return LoginResult(token=token, session=session, user=await get_me(conn, row["id"]))
 
 
-async def authenticate(conn: Conn, token: str, *, ttl_days: int) -> Viewer | None:
-    row = await conn.fetchrow(q.AUTHENTICATE, hash_token(token), ttl_days)
+async def authenticate(conn: Conn, token: str | bytes, *, ttl_days: int) -> Viewer | None:
+    """The viewer a bearer token (or its SHA-256) signs in, extending the session's life."""
+    token_hash = token if isinstance(token, bytes) else hash_token(token)
+    row = await conn.fetchrow(q.AUTHENTICATE, token_hash, ttl_days)
     if row is None:
         return None
     return Viewer(
@@ -236,10 +240,12 @@ async def list_sessions(conn: Conn, viewer: Viewer, *, before_id: int | None, li
 async def revoke_session(conn: Conn, viewer: Viewer, session_id: int) -> None:
     if await conn.fetchval(q.REVOKE_SESSION, session_id, viewer.user_id) is None:
         raise NotFound("no such session")
+    session_cache.forget_user(viewer.user_id)
 
 
 async def revoke_all_sessions(conn: Conn, user_id: int) -> None:
     await conn.execute(q.REVOKE_ALL_SESSIONS, user_id)
+    session_cache.forget_user(user_id)
 
 
 async def prune_sessions(conn: Conn) -> int:
