@@ -186,7 +186,13 @@ async def run_for(connections: int, seconds: float, work: Callable[[], Awaitable
     return time.perf_counter() - started
 
 
-_page = msgspec.json.Decoder(dict[str, Any])
+class _Cursor(msgspec.Struct):
+    next_cursor: str | None = None
+
+
+# The client reads only the cursor: msgspec skips the rest of a page without building it, so
+# the client's CPU (which shares the machine with the server) goes to sending requests.
+_page = msgspec.json.Decoder(_Cursor)
 
 
 def client_cpu() -> float:
@@ -243,7 +249,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 return False
             token = queue.popleft()
             body = await fetch(http, rec, "first_page", feed, token)
-            if body is not None and (cursor := _page.decode(body).get("next_cursor")):
+            if body is not None and (cursor := _page.decode(body).next_cursor):
                 sessions.append((token, cursor, 1))
             return True
 
@@ -259,7 +265,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
             if (
                 body is not None
                 and pages + 1 < MAX_PAGES
-                and (cursor := _page.decode(body).get("next_cursor"))
+                and (cursor := _page.decode(body).next_cursor)
             ):
                 sessions.append((token, cursor, pages + 1))
             return True
@@ -275,7 +281,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
             token = viewers[next(turn) % len(viewers)]
             body = await fetch(http, rec, "session_first", feed, token)
             for _ in range(9):
-                cursor = _page.decode(body).get("next_cursor") if body is not None else None
+                cursor = _page.decode(body).next_cursor if body is not None else None
                 if not cursor:
                     break
                 body = await fetch(http, rec, "session_later", f"{feed}&cursor={cursor}", token)
