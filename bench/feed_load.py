@@ -262,11 +262,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 return False
             token, cursor, pages = sessions.popleft()
             body = await fetch(http, rec, "later_page", f"{feed}&cursor={cursor}", token)
-            if (
-                body is not None
-                and pages + 1 < MAX_PAGES
-                and (cursor := _page.decode(body).next_cursor)
-            ):
+            if body is not None and pages + 1 < MAX_PAGES and (cursor := _page.decode(body).next_cursor):
                 sessions.append((token, cursor, pages + 1))
             return True
 
