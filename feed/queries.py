@@ -37,6 +37,21 @@ ON CONFLICT (user_id) DO UPDATE SET steer_plus = EXCLUDED.steer_plus, steer_minu
 
 USER_VECTORS = "SELECT interest, steer_plus, steer_minus FROM user_vectors WHERE user_id = $1"
 
+# What the viewer engaged with most recently and positively (liked, shared, watched to the end),
+# as content vectors weighted by how often: the material their interests are clustered from.
+# The events primary key leads with the user, so this reads one index range per partition.
+RECENT_POSITIVE = """
+SELECT v.content, count(*)::float8 AS weight
+FROM (
+    SELECT clip_id FROM events
+    WHERE user_id = $1 AND type IN ('like', 'share', 'complete') AND at > now() - interval '90 days'
+    ORDER BY at DESC
+    LIMIT $2
+) e
+JOIN clip_vectors v ON v.clip_id = e.clip_id
+GROUP BY v.clip_id
+"""
+
 NOT_INTERESTED = "INSERT INTO not_interested (user_id, clip_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 UNDO_NOT_INTERESTED = "DELETE FROM not_interested WHERE user_id = $1 AND clip_id = $2 RETURNING clip_id"
 HIDE_CREATOR = "INSERT INTO hidden_creators (user_id, creator_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"

@@ -43,9 +43,18 @@ SEEN_TTL_S = 7 * 86400
 TRENDING_HOURS = 24
 TRENDING_DECAY = 0.9  # per hour
 SOURCE_LIMIT = 150
-# HNSW candidate list size for the taste query; recall@100 against exact search is measured by
-# bench/ann_recall.py (docs/BENCHMARKS.md).
-EF_SEARCH = 200
+# HNSW candidate list size for each interest query; recall@100 against exact search is measured
+# by bench/ann_recall.py (docs/BENCHMARKS.md).
+EF_SEARCH = 100
+# Interests: the viewer's recent positive engagements, clustered, each asked of the index on its
+# own (see interest_queries).
+INTEREST_EVENTS = 100
+MAX_INTERESTS = 3
+INTEREST_MIN_EVENTS = 3  # fewer than this: the taste vector is the one query
+INTEREST_MERGE_COSINE = 0.8  # two interests this alike are one
+INTEREST_MIN_SHARE = 0.15  # a cluster with less of the weight is stray engagement, not an interest
+STEER_PLUS = 0.7
+STEER_MINUS = 0.5
 AUTHOR_REPEAT_PENALTY = 0.25  # the same author twice in a row
 AUTHOR_NEARBY_PENALTY = 0.1  # the same author within three places
 TOPIC_REPEAT_PENALTY = 0.05  # per hashtag shared with the last two clips
@@ -183,19 +192,82 @@ def _unit(vector: np.ndarray) -> np.ndarray | None:
     return vector / norm if norm > 1e-9 else None
 
 
-async def taste_vector(conn: Conn, user_id: int) -> np.ndarray | None:
+def _taste(row: Any) -> np.ndarray | None:
     """Interest, nudged by steering: towards what they asked for, away from what they did not."""
-    row = await conn.fetchrow(q.USER_VECTORS, user_id)
-    if row is None:
-        return None
     total = np.zeros(256, dtype=np.float32)
     if row["interest"] is not None and (unit := _unit(row["interest"].to_numpy())) is not None:
         total += unit
     if row["steer_plus"] is not None:
-        total += 0.7 * row["steer_plus"].to_numpy()
+        total += STEER_PLUS * row["steer_plus"].to_numpy()
     if row["steer_minus"] is not None:
-        total -= 0.5 * row["steer_minus"].to_numpy()
+        total -= STEER_MINUS * row["steer_minus"].to_numpy()
     return _unit(total)
+
+
+def interests(vectors: np.ndarray, weights: np.ndarray, *, k: int = MAX_INTERESTS) -> list[np.ndarray]:
+    """Up to ``k`` unit centroids of ``vectors`` (weighted spherical k-means, deterministic:
+    seeded with the heaviest vector, then each next seed the one least like those chosen), with
+    centroids more alike than INTEREST_MERGE_COSINE merged and clusters with less than
+    INTEREST_MIN_SHARE of the weight left out (their centroid averages stray clips from unrelated
+    topics: a query between clusters again), heaviest first."""
+    units = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    seeds = [int(np.argmax(weights))]
+    while len(seeds) < min(k, len(units)):
+        closest = np.max(units @ units[seeds].T, axis=1)
+        seeds.append(int(np.argmin(closest)))
+    centroids = units[seeds].copy()
+    for _ in range(10):
+        nearest = np.argmax(units @ centroids.T, axis=1)
+        for j in range(len(centroids)):
+            members = nearest == j
+            if not members.any():
+                continue
+            if (c := _unit((units[members] * weights[members, None]).sum(axis=0))) is not None:
+                centroids[j] = c
+    nearest = np.argmax(units @ centroids.T, axis=1)
+    mass = np.array([weights[nearest == j].sum() for j in range(len(centroids))])
+    kept: list[tuple[np.ndarray, float]] = []
+    for j in np.argsort(-mass):
+        if mass[j] <= 0:
+            continue
+        for i, (centroid, weight) in enumerate(kept):
+            if float(centroid @ centroids[j]) > INTEREST_MERGE_COSINE:
+                merged = _unit(weight * centroid + mass[j] * centroids[j])
+                kept[i] = (merged if merged is not None else centroid, weight + float(mass[j]))
+                break
+        else:
+            kept.append((centroids[j], float(mass[j])))
+    floor = INTEREST_MIN_SHARE * sum(weight for _, weight in kept)
+    return [centroid for i, (centroid, weight) in enumerate(kept) if i == 0 or weight >= floor]
+
+
+async def interest_queries(conn: Conn, user_id: int) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """The viewer's taste (for ranking) and the vectors retrieval asks the index about.
+
+    A taste vector that mixes several interests points between them, where the nearest clips
+    are mediocre for each and where HNSW's greedy walk misses most of the true neighbours
+    (recall@100 0.84 on the seeded data, docs/BENCHMARKS.md). So each interest, a cluster of
+    what the viewer recently liked, shared or finished, is a query of its own, pushed away
+    from what they steered against; what they steered towards is one more. With too little
+    history, the taste vector is the one query.
+    """
+    row = await conn.fetchrow(q.USER_VECTORS, user_id)
+    if row is None:
+        return None, []
+    taste = _taste(row)
+    recent = await conn.fetch(q.RECENT_POSITIVE, user_id, INTEREST_EVENTS)
+    if len(recent) < INTEREST_MIN_EVENTS:
+        return taste, [taste] if taste is not None else []
+    found = interests(
+        np.array([r["content"].to_numpy() for r in recent], dtype=np.float32),
+        np.array([r["weight"] for r in recent], dtype=np.float32),
+    )
+    if row["steer_minus"] is not None:
+        found = [c - STEER_MINUS * row["steer_minus"].to_numpy() for c in found]
+    queries = [v for c in found if (v := _unit(c)) is not None]
+    if row["steer_plus"] is not None:
+        queries.append(row["steer_plus"].to_numpy())
+    return taste, queries
 
 
 async def _gather(
@@ -204,19 +276,21 @@ async def _gather(
     """Candidates from every source, and the viewer's taste (None when they have none)."""
     found: dict[int, Candidate] = {}
 
-    def add(clip_id: int, reason: str, similarity: float = 0.0) -> None:
+    def add(clip_id: int, reason: str) -> None:
         cand = found.get(clip_id)
         if cand is None:  # (setdefault built a Candidate per call: 9% of a first page's CPU)
             cand = found[clip_id] = Candidate(clip_id)
         cand.reasons.add(reason)
-        cand.similarity = max(cand.similarity, similarity)
 
-    taste = await taste_vector(conn, viewer_id) if viewer_id is not None else None
-    if taste is not None:
+    taste, queries = await interest_queries(conn, viewer_id) if viewer_id is not None else (None, [])
+    if queries:
         await conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        for row in await conn.fetch(q.NEAREST, viewer_id, taste, SOURCE_LIMIT):
-            add(row["clip_id"], "taste", float(row["similarity"]))
+        for query in queries:
+            # Similarity to the taste, not to this interest, is what ranking scores: the
+            # candidate features query computes it for every candidate.
+            for row in await conn.fetch(q.NEAREST, viewer_id, query, SOURCE_LIMIT // len(queries)):
+                add(row["clip_id"], "taste")
     if viewer_id is not None:
         for row in await conn.fetch(q.FOLLOWED_RECENT, viewer_id, SOURCE_LIMIT):
             add(row["id"], "following")
@@ -322,8 +396,7 @@ async def _rank(
         cand = found[row["id"]]
         cand.author_id = row["author_id"]
         cand.hashtags = tuple(row["hashtags"])
-        if not cand.similarity and row["similarity"] is not None:
-            cand.similarity = float(row["similarity"])  # a candidate that did not come from the index
+        cand.similarity = float(row["similarity"]) if row["similarity"] is not None else 0.0
         cand.score = _score(cand, row, settings, now)
         if row["liked_near"]:
             cand.liked_near = row["liked_near"][:40]

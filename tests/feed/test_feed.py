@@ -6,9 +6,11 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
+import numpy as np
+
 from backend.redis_pool import create_redis
 from feed.encoder import HashedEncoder
-from feed.service import embed_clips, split_steering
+from feed.service import embed_clips, interest_queries, interests, split_steering
 from feed.store import StoredEvent, store_events
 from tests.factories import make_clip, make_draft
 
@@ -221,3 +223,49 @@ async def test_teen_viewers_and_signed_out_viewers_get_only_teen_safe_clips(clie
     assert {c for c, _ in await pages(client, adult.headers)} == set(safe + adult_only)
     assert {c for c, _ in await pages(client, teen.headers)} == set(safe)
     assert {c for c, _ in await pages(client, {})} == set(safe)
+
+
+def test_interests_are_the_clusters_of_what_was_engaged_with_stray_clips_left_out():
+    rng = np.random.default_rng(3)
+    topics = np.eye(256, dtype=np.float32)[:3]  # three unrelated topics
+
+    def around(topic, n):
+        return topic + 0.15 * rng.standard_normal((n, 256)).astype(np.float32) / 16
+
+    vectors = np.vstack([around(topics[0], 12), around(topics[1], 8), around(topics[2], 1)])
+    found = interests(vectors, np.ones(len(vectors), dtype=np.float32))
+    assert len(found) == 2  # the lone third-topic clip is not an interest
+    assert float(found[0] @ topics[0]) > 0.95  # heaviest first
+    assert float(found[1] @ topics[1]) > 0.95
+    # One topic, however it is split, is one interest.
+    one = interests(around(topics[0], 20), np.ones(20, dtype=np.float32))
+    assert len(one) == 1
+    assert float(one[0] @ topics[0]) > 0.95
+
+
+async def test_each_interest_is_its_own_query_and_steering_adds_one(client, users, conn):
+    chef, joker, viewer = await users.make("chef"), await users.make("joker"), await users.make("viewer")
+    cooking = await publish_all(conn, client, chef, COOKING)
+    pranks = await publish_all(conn, client, joker, PRANKS)
+    taste, asked = await interest_queries(conn, viewer.id)
+    assert (taste, asked) == (None, [])  # nothing known yet: trending and new only
+    for clip_id in cooking[:3] + pranks[:3]:
+        await like(conn, viewer, clip_id)
+    taste, asked = await interest_queries(conn, viewer.id)
+    assert taste is not None
+    assert 2 <= len(asked) <= 3  # (the offline encoder's cooking clips are only loosely alike)
+
+    async def nearest(vector):
+        rows = await conn.fetch("SELECT clip_id FROM clip_vectors ORDER BY embedding <=> $1 LIMIT 3", vector)
+        return {r["clip_id"] for r in rows}
+
+    # One query per interest, none between them: each one's nearest clips share a topic.
+    topics = []
+    for v in asked:
+        near = await nearest(v)
+        assert near <= set(cooking) or near <= set(pranks)
+        topics.append("cooking" if near <= set(cooking) else "pranks")
+    assert set(topics) == {"cooking", "pranks"}
+    r = await client.put("/v1/feed/preferences", json={"text": "more gardening"}, headers=viewer.headers)
+    assert r.status_code == 200
+    assert len((await interest_queries(conn, viewer.id))[1]) == len(asked) + 1
