@@ -1,7 +1,7 @@
 """The feeds: For You (vector retrieval, ranking, sessions), Following, and steering.
 
-For You, first page: candidates are gathered from five sources (nearest clips to the viewer's
-taste vector through the HNSW index, followed creators, trending, remixes of clips they
+For You, first page: candidates are gathered from five sources (nearest clips to each of the
+viewer's interests through the HNSW index, followed creators, trending, remixes of clips they
 liked, and fresh clips that still need impressions), filtered in one query (seen, blocked,
 muted, hidden creators, not interested, not visible), scored, spread across authors and
 topics, and stored as a *feed session* in Redis behind a signed cursor. Later pages read the
