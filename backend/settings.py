@@ -199,6 +199,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     stream_backlog: Annotated[int, _doc("Messages kept per user channel for a slow socket.", ge=1)] = 100
 
     # --- the feed ---
+    events_consumers: Annotated[
+        int,
+        _doc(
+            "Event-stream consumers each worker process runs side by side (one waits on PostgreSQL "
+            "while another computes).",
+            ge=1,
+            le=16,
+        ),
+    ] = 4
     events_claim_idle_ms: Annotated[
         int,
         _doc(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,10 +18,17 @@ log = structlog.get_logger()
 
 
 async def consume_events(res: Resources) -> None:
-    """Runs for the life of a worker process (see BackgroundWorker ``loops``)."""
-    await EventConsumer(
-        res.pool, res.redis, res.settings.redis_prefix, claim_idle_ms=res.settings.events_claim_idle_ms
-    ).run()
+    """Runs for the life of a worker process (see BackgroundWorker ``loops``): several members of
+    the consumer group side by side, so that PostgreSQL works on one batch while the next is
+    read and its vectors computed (store_events locks clips in id order, so they cannot
+    deadlock)."""
+    consumers = [
+        EventConsumer(
+            res.pool, res.redis, res.settings.redis_prefix, claim_idle_ms=res.settings.events_claim_idle_ms
+        )
+        for _ in range(res.settings.events_consumers)
+    ]
+    await asyncio.gather(*(consumer.run() for consumer in consumers))
 
 
 async def embed_clip(ctx: dict[str, Any], *, clip_id: int) -> None:
