@@ -6,21 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import pytest
-
-from backend import db
 from backend.redis_pool import create_redis
 from feed.encoder import HashedEncoder
 from feed.ingest import EventConsumer
 from feed.service import embed_clips
 from tests.factories import make_clip
-
-
-@pytest.fixture
-async def pool(database_url):
-    p = await db.create_pool(database_url, min_size=1, max_size=4)
-    yield p
-    await p.close()
 
 
 async def test_two_consumers_on_shared_clips_count_every_event_once(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from backend.redis_pool import create_redis
 from feed import ingest
 from feed.encoder import HashedEncoder
@@ -35,15 +33,6 @@ async def drain(settings, pool) -> int:
         return total
     finally:
         await redis.aclose()
-
-
-@pytest.fixture
-async def pool(database_url):
-    from backend import db
-
-    p = await db.create_pool(database_url, min_size=1, max_size=2)
-    yield p
-    await p.close()
 
 
 async def test_events_are_stored_once_and_move_stats_and_taste(client, users, conn, settings, pool):
