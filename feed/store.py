@@ -145,12 +145,19 @@ ON CONFLICT (user_id) DO UPDATE SET
     updated_at = now()
 """
 
-_SAVE_CLIP = """
-UPDATE clip_vectors SET behaviour = $2, embedding = $3, updated_at = now() WHERE clip_id = $1
+# All of a batch's clips in one statement each (arrays of vectors): a pipelined statement per
+# clip cost PostgreSQL an executor start-up per row and kept the clips locked while the
+# consumer encoded them one by one.
+_SAVE_CLIPS = """
+UPDATE clip_vectors v SET behaviour = d.behaviour, embedding = d.embedding, updated_at = now()
+FROM unnest($1::bigint[], $2::vector(256)[], $3::vector(256)[]) AS d (clip_id, behaviour, embedding)
+WHERE v.clip_id = d.clip_id
 """
 
-_SAVE_BEHAVIOUR = """
-UPDATE clip_vectors SET behaviour = $2, updated_at = now() WHERE clip_id = $1
+_SAVE_BEHAVIOURS = """
+UPDATE clip_vectors v SET behaviour = d.behaviour, updated_at = now()
+FROM unnest($1::bigint[], $2::vector(256)[]) AS d (clip_id, behaviour)
+WHERE v.clip_id = d.clip_id
 """
 
 
@@ -287,9 +294,14 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
         else:
             drifting.append((clip_id, behaviour.astype(np.float32)))
     if moved_clips:
-        await conn.executemany(_SAVE_CLIP, moved_clips)
+        await conn.execute(
+            _SAVE_CLIPS,
+            [c for c, _, _ in moved_clips],
+            [Vector(b) for _, b, _ in moved_clips],
+            [Vector(e) for _, _, e in moved_clips],
+        )
     if drifting:
-        await conn.executemany(_SAVE_BEHAVIOUR, drifting)
+        await conn.execute(_SAVE_BEHAVIOURS, [c for c, _ in drifting], [Vector(b) for _, b in drifting])
     if added:  # last: the viewers' rows stay locked only until the commit that follows
         await conn.execute(
             _ADD_TO_USERS,
