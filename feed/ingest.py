@@ -117,7 +117,16 @@ TRENDING_WEIGHTS = {"impression": 0.05, "watch": 0.3, "complete": 1.0, "like": 2
 
 
 class EventConsumer:
-    """One member of the consumer group; run several (one per worker process) for throughput."""
+    """One member of the consumer group; run several (one per worker process) for throughput.
+
+    ``lanes``, shared by the consumers of one process, split each batch by clip (``clip_id``
+    modulo their number) into parts stored side by side, each in its own transaction, one
+    part per lane at a time. Parts in different lanes never share a clip, so they never wait
+    on each other's clip locks; when every consumer stored whole batches, two batches of
+    random clips nearly always shared one, and one waited for the other's whole transaction
+    (half the time of four consumers). A part that fails leaves the batch unacknowledged; the
+    parts already stored are skipped as duplicates when it is delivered again.
+    """
 
     def __init__(
         self,
@@ -127,8 +136,10 @@ class EventConsumer:
         *,
         name: str | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
+        lanes: Sequence[asyncio.Lock] | None = None,
     ) -> None:
         self.pool = pool
+        self.lanes = list(lanes) if lanes else [asyncio.Lock()]
         self.claim_idle_ms = claim_idle_ms
         self.redis = redis
         self.stream = keys(prefix)("events")
@@ -170,8 +181,12 @@ class EventConsumer:
         if not entries:
             return 0
         events = [_decode.decode(fields[b"e"]) for _, fields in entries]
-        async with transaction(self.pool) as conn:
-            new = await store_events(conn, events)
+        parts: dict[int, list[StoredEvent]] = {}
+        for event in events:
+            parts.setdefault(event.clip_id % len(self.lanes), []).append(event)
+        async with asyncio.TaskGroup() as group:  # one part failing cancels (rolls back) the rest
+            stored = [group.create_task(self._store(lane, part)) for lane, part in parts.items()]
+        new = sum(task.result() for task in stored)
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, GROUP, *ids)
@@ -180,6 +195,10 @@ class EventConsumer:
         await self._trend(events)
         log.debug("feed.events.stored", received=len(events), new=new)
         return len(events)
+
+    async def _store(self, lane: int, events: list[StoredEvent]) -> int:
+        async with self.lanes[lane], transaction(self.pool) as conn:
+            return await store_events(conn, events)
 
     async def _trend(self, events: Sequence[StoredEvent]) -> None:
         """Hourly buckets of engagement per clip (read back with decay by the feed), and each

@@ -20,11 +20,16 @@ log = structlog.get_logger()
 async def consume_events(res: Resources) -> None:
     """Runs for the life of a worker process (see BackgroundWorker ``loops``): several members of
     the consumer group side by side, so that PostgreSQL works on one batch while the next is
-    read and its vectors computed (store_events locks clips in id order, so they cannot
-    deadlock)."""
+    read and its vectors computed, sharing as many lanes (parts of a batch by clip, see
+    EventConsumer) so that they do not wait on each other's clip locks."""
+    lanes = [asyncio.Lock() for _ in range(res.settings.events_consumers)]
     consumers = [
         EventConsumer(
-            res.pool, res.redis, res.settings.redis_prefix, claim_idle_ms=res.settings.events_claim_idle_ms
+            res.pool,
+            res.redis,
+            res.settings.redis_prefix,
+            claim_idle_ms=res.settings.events_claim_idle_ms,
+            lanes=lanes,
         )
         for _ in range(res.settings.events_consumers)
     ]

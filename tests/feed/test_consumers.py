@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from backend.redis_pool import create_redis
 from feed.encoder import HashedEncoder
 from feed.ingest import EventConsumer
@@ -13,8 +15,9 @@ from feed.service import embed_clips
 from tests.factories import make_clip
 
 
+@pytest.mark.parametrize("lanes", [0, 2], ids=["whole-batches", "two-lanes"])
 async def test_two_consumers_on_shared_clips_count_every_event_once(
-    client, users, conn, settings, pool, monkeypatch
+    client, users, conn, settings, pool, monkeypatch, lanes
 ):
     alice = await users.make("alice")
     viewers = [await users.make(f"viewer{i}") for i in range(4)]
@@ -38,7 +41,11 @@ async def test_two_consumers_on_shared_clips_count_every_event_once(
 
     redis = create_redis(settings.redis_url)
     try:
-        consumers = [EventConsumer(pool, redis, settings.redis_prefix, name=f"c{n}") for n in range(2)]
+        # As `riffle serve` runs them: sharing lanes, each batch split by clip between them.
+        shared = [asyncio.Lock() for _ in range(lanes)]
+        consumers = [
+            EventConsumer(pool, redis, settings.redis_prefix, name=f"c{n}", lanes=shared) for n in range(2)
+        ]
         await consumers[0].ensure_group()
         # Small batches, so both consumers hold several at once on the same three clips.
         monkeypatch.setattr("feed.ingest.BATCH", 10)
