@@ -100,12 +100,14 @@ UPDATE clips c SET view_count = c.view_count + v.n
 FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n) WHERE c.id = v.id
 """
 
+# What the consumer needs of a batch's clips in Python: their content (what a viewer's interest
+# moves towards) and length (how much of it a watch saw). Behaviour and the indexed embedding
+# stay in PostgreSQL (_PULL_CLIPS): shipping three vectors per clip to Python and back made
+# PostgreSQL wait on the consumer to read them.
 _CLIPS = """
-SELECT c.id, c.duration_ms, v.content, v.behaviour, v.embedding,
-       coalesce(s.likes + s.completes + s.shares, 0) AS engaged
+SELECT c.id, c.duration_ms, v.content
 FROM clips c
 LEFT JOIN clip_vectors v ON v.clip_id = c.id
-LEFT JOIN clip_stats s ON s.clip_id = c.id
 WHERE c.id = ANY($1::bigint[])
 ORDER BY c.id
 """
@@ -145,19 +147,32 @@ ON CONFLICT (user_id) DO UPDATE SET
     updated_at = now()
 """
 
-# All of a batch's clips in one statement each (arrays of vectors): a pipelined statement per
-# clip cost PostgreSQL an executor start-up per row and kept the clips locked while the
-# consumer encoded them one by one.
-_SAVE_CLIPS = """
-UPDATE clip_vectors v SET behaviour = d.behaviour, embedding = d.embedding, updated_at = now()
-FROM unnest($1::bigint[], $2::vector(256)[], $3::vector(256)[]) AS d (clip_id, behaviour, embedding)
-WHERE v.clip_id = d.clip_id
-"""
-
-_SAVE_BEHAVIOURS = """
-UPDATE clip_vectors v SET behaviour = d.behaviour, updated_at = now()
-FROM unnest($1::bigint[], $2::vector(256)[]) AS d (clip_id, behaviour)
-WHERE v.clip_id = d.clip_id
+# Each clip's behaviour takes the batch's pull, and its indexed embedding is re-blended (the
+# same formula as blend(): content, tending to behaviour as the clip gathers engagement, with
+# BLEND_K as $4) and rewritten only if it drifted more than EMBEDDING_DRIFT ($5) from what the
+# index holds. One statement for the whole batch; statistics already include the batch.
+_PULL_CLIPS = """
+WITH pulled AS (
+    SELECT v.clip_id, v.content, v.embedding,
+           coalesce(v.behaviour, array_fill(0::real, ARRAY[256])::vector(256)) + d.pull AS behaviour,
+           $4::float8 / ($4::float8 + greatest(coalesce(s.likes + s.completes + s.shares, 0), 0)) AS alpha
+    FROM unnest($1::bigint[], $2::vector(256)[]) AS d (clip_id, pull)
+    JOIN clip_vectors v ON v.clip_id = d.clip_id
+    LEFT JOIN clip_stats s ON s.clip_id = d.clip_id
+), blended AS (
+    SELECT clip_id, behaviour, embedding,
+           CASE WHEN vector_norm(behaviour) <= 1e-9 THEN content ELSE l2_normalize(
+               content * array_fill(alpha::real, ARRAY[256])::vector(256)
+               + l2_normalize(behaviour) * array_fill((1 - alpha)::real, ARRAY[256])::vector(256)
+           ) END AS blend
+    FROM pulled
+)
+UPDATE clip_vectors v
+SET behaviour = b.behaviour,
+    embedding = CASE WHEN (b.embedding <=> b.blend) > $3 THEN b.blend ELSE v.embedding END,
+    updated_at = now()
+FROM blended b
+WHERE v.clip_id = b.clip_id
 """
 
 
@@ -268,7 +283,7 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
             interest[user_id] = delta
 
     # Then the clips: each positive engagement pulls the clip's behaviour towards its viewer.
-    touched: dict[int, np.ndarray] = {}
+    pulls: dict[int, np.ndarray] = {}
     for event in new:
         clip = clips.get(event["clip_id"])
         taste = interest.get(event["user_id"])
@@ -276,32 +291,17 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
         if clip is None or clip["content"] is None or taste is None or w <= 0:
             continue
         unit_taste = _unit(taste)
-        if unit_taste is None:
-            continue
-        current = touched.get(clip["id"])
-        if current is None:
-            current = (
-                clip["behaviour"].to_numpy() if clip["behaviour"] is not None else np.zeros(256, np.float32)
-            )
-        touched[clip["id"]] = current + w * unit_taste
-    moved_clips, drifting = [], []
-    for clip_id, behaviour in touched.items():
-        clip = clips[clip_id]
-        embedding = blend(clip["content"].to_numpy(), behaviour, int(clip["engaged"]))
-        indexed = clip["embedding"].to_numpy() if clip["embedding"] is not None else None
-        if indexed is None or 1.0 - float(embedding @ indexed) > EMBEDDING_DRIFT:
-            moved_clips.append((clip_id, behaviour.astype(np.float32), embedding.astype(np.float32)))
-        else:
-            drifting.append((clip_id, behaviour.astype(np.float32)))
-    if moved_clips:
+        if unit_taste is not None:
+            pulls[clip["id"]] = pulls.get(clip["id"], 0.0) + w * unit_taste
+    if pulls:
+        ids = sorted(pulls)
         await conn.execute(
-            _SAVE_CLIPS,
-            [c for c, _, _ in moved_clips],
-            [Vector(b) for _, b, _ in moved_clips],
-            [Vector(e) for _, _, e in moved_clips],
+            _PULL_CLIPS,
+            ids,
+            [Vector(pulls[i].astype(np.float32)) for i in ids],  # (an ndarray would read as 2-D)
+            EMBEDDING_DRIFT,
+            BLEND_K,
         )
-    if drifting:
-        await conn.execute(_SAVE_BEHAVIOURS, [c for c, _ in drifting], [Vector(b) for _, b in drifting])
     if added:  # last: the viewers' rows stay locked only until the commit that follows
         await conn.execute(
             _ADD_TO_USERS,

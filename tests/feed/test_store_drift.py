@@ -9,7 +9,7 @@ import numpy as np
 
 from feed.encoder import HashedEncoder
 from feed.service import embed_clips
-from feed.store import EMBEDDING_DRIFT, StoredEvent, store_events
+from feed.store import EMBEDDING_DRIFT, StoredEvent, blend, store_events
 from tests.factories import make_clip
 
 
@@ -49,6 +49,11 @@ async def test_a_big_move_rewrites_the_embedding_and_a_nudge_saves_behaviour_onl
     moved = await _vectors(conn, cats["id"])
     assert moved["behaviour"] is not None
     assert 1.0 - float(moved["embedding"] @ moved["content"]) > EMBEDDING_DRIFT
+    # PostgreSQL re-blends it with the same formula as the rest of the feed (feed.store.blend).
+    engaged = await conn.fetchval(
+        "SELECT likes + completes + shares FROM clip_stats WHERE clip_id = $1", cats["id"]
+    )
+    assert np.allclose(moved["embedding"], blend(moved["content"], moved["behaviour"], engaged), atol=1e-5)
 
     # Carol barely watches it: behaviour moves, the indexed embedding stays where it was.
     await store_events(conn, [_event(carol.id, next(n), cats["id"], "watch", watch_ms=1)])
