@@ -176,15 +176,20 @@ WHERE a.kind = 'cameo_earnings' AND a.owner_id = $1
   AND (t.memo->>'cameo_id' = $2::bigint::text OR t.memo->'cameo_ids' @> to_jsonb($2::bigint))
 """
 
+# The cameo's part of the line: an order's or refund's entry is its owner's whole share, which
+# holds several cameos' parts when the owner has more than one in the clip.
+_AMOUNT = "coalesce((t.memo->'cameo_amounts'->>($2::bigint::text))::bigint, e.amount_minor)"
+
 EARNINGS_TOTALS = f"""
-SELECT e.currency, sum(e.amount_minor)::bigint AS amount_minor,
+SELECT e.currency, sum({_AMOUNT})::bigint AS amount_minor,
        count(*) FILTER (WHERE t.kind = 'cameo_licence')::bigint AS uses
 {_CAMEO_LINES}
 GROUP BY e.currency ORDER BY e.currency
 """
 
 EARNINGS_LINES = f"""
-SELECT e.id, t.kind, (t.memo->>'clip_id')::bigint AS clip_id, e.amount_minor, e.currency, e.created_at,
+SELECT e.id, t.kind, (t.memo->>'clip_id')::bigint AS clip_id, {_AMOUNT} AS amount_minor, e.currency,
+       e.created_at,
        u.id AS user_id, u.handle, u.display_name, u.avatar_url
 {_CAMEO_LINES}
   AND ($3::bigint IS NULL OR e.id < $3)

@@ -49,18 +49,25 @@ class Split:
     creator_id: int
     cameo_shares: tuple[tuple[int, int], ...]  # (cameo owner id, share in bps of the commission)
 
+    def shares(self, amount: int) -> list[int]:
+        """Each cameo's share of an order of ``amount``, in ``cameo_shares`` order (an owner with
+        two cameos in the clip gets both, in one entry; their statements need them apart)."""
+        commission = amount * self.commission_bps // 10000
+        out: list[int] = []
+        for _, bps in self.cameo_shares:
+            out.append(min(commission * bps // 10000, commission - sum(out)))
+        return out
+
     def amounts(self, amount: int) -> dict[Key, int]:
         """Entries for an order of ``amount``: every value an integer, their sum zero."""
         fee = amount * self.fee_bps // 10000
         commission = amount * self.commission_bps // 10000
         out: dict[Key, int] = {}
-        given = 0
-        for owner_id, bps in self.cameo_shares:
-            share = min(commission * bps // 10000, commission - given)
+        shares = self.shares(amount)
+        for (owner_id, _), share in zip(self.cameo_shares, shares, strict=True):
             if share > 0:
                 out[("cameo_earnings", owner_id)] = out.get(("cameo_earnings", owner_id), 0) + share
-                given += share
-        out[("creator_earnings", self.creator_id)] = commission - given
+        out[("creator_earnings", self.creator_id)] = commission - sum(shares)
         out[("platform_fees", None)] = fee
         out[("shop_payable", self.seller_id)] = -(commission + fee)
         return {k: v for k, v in out.items() if v != 0}

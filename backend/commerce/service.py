@@ -488,8 +488,13 @@ async def receive_order(conn: Conn, settings: Settings, *, shop_id: int, event: 
                 "shop_id": shop_id,
                 "clip_id": attribution["clip_id"],
                 "tap_id": attribution["id"],
-                # The cameos whose owners share in it: each cameo's statement reads these.
+                # The cameos whose owners share in it, and each one's part of its owner's
+                # entry: each cameo's statement reads these.
                 "cameo_ids": cameo_ids,
+                "cameo_amounts": {
+                    str(cameo_id): share
+                    for cameo_id, share in zip(cameo_ids, split.shares(event.amount_minor), strict=True)
+                },
                 # The rates as they were: a refund reverses with these, not with today's.
                 "split": {
                     "fee_bps": split.fee_bps,
@@ -575,6 +580,15 @@ async def _refund(conn: Conn, settings: Settings, *, shop_id: int, event: OrderE
                 "order_id": order["id"],
                 "clip_id": booked.get("clip_id"),
                 "cameo_ids": booked.get("cameo_ids", []),
+                "cameo_amounts": {
+                    str(cameo_id): later - earlier
+                    for cameo_id, earlier, later in zip(
+                        booked.get("cameo_ids", []),
+                        split.shares(order["amount_minor"] - order["refunded_minor"]),
+                        split.shares(order["amount_minor"] - refunded),
+                        strict=False,  # (orders booked before cameo_ids was kept have none)
+                    )
+                },
             },
         )
     return Booking(

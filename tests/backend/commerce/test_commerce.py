@@ -448,6 +448,38 @@ async def test_a_licensed_cameo_earns_its_fee_and_its_share_in_its_own_statement
     await _ledger_ok(conn)
 
 
+async def test_two_cameos_of_one_owner_in_a_clip_each_show_their_own_share(client, users, conn) -> None:
+    from tests.cameo.test_cameos import cameo
+
+    star = await users.make("star")
+    made = [await cameo(client, conn, star, consent="everyone") for _ in range(2)]
+    for one, percent in zip(made, (20, 10), strict=True):
+        licence = {"price_minor": 0, "unit": "use", "currency": "USD", "revenue_share_percent": percent}
+        r = await client.put(f"/v1/cameos/{one['id']}/licence", json=licence, headers=star.headers)
+        assert r.status_code == 200, r.text
+    _, _, buyer, shop, product, _, _ = await _tapped(client, users, conn, cameo_ids=[m["id"] for m in made])
+    order = {"type": "order.placed", "order_id": "T-1", "product_id": product["id"], "amount_minor": 10000,
+             "currency": "USD", "buyer_id": buyer.id}  # fmt: skip
+    assert (await _deliver(client, shop, order)).json()["attributed"]
+
+    async def shown(one) -> tuple[int, list[int]]:
+        r = await client.get(f"/v1/cameos/{one['id']}/earnings", headers=star.headers)
+        statement = r.json()
+        return statement["totals"][0]["amount_minor"], [e["amount_minor"] for e in statement["entries"]]
+
+    # A commission of 1000: 20% of it for the first cameo, 10% for the second, in one entry.
+    assert await shown(made[0]) == (200, [200])
+    assert await shown(made[1]) == (100, [100])
+    star_balance = (await client.get("/v1/me/earnings", headers=star.headers)).json()["balances"]
+    assert star_balance == [{"account": "cameo_earnings", "currency": "USD", "balance_minor": 300}]
+
+    half = {"type": "order.refunded", "order_id": "T-1", "refund_id": "TR-1", "refund_amount_minor": 5000}
+    assert (await _deliver(client, shop, half)).status_code == 200
+    assert await shown(made[0]) == (100, [-100, 200])
+    assert await shown(made[1]) == (50, [-50, 100])
+    await _ledger_ok(conn)
+
+
 async def test_bad_signatures_replays_stale_times_and_unknown_currencies_book_nothing(
     client, users, conn
 ) -> None:
