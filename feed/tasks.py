@@ -19,9 +19,10 @@ log = structlog.get_logger()
 
 async def consume_events(res: Resources) -> None:
     """Runs for the life of a worker process (see BackgroundWorker ``loops``): several members of
-    the consumer group side by side, so that PostgreSQL works on one batch while the next is
-    read and its vectors computed, sharing as many lanes (parts of a batch by clip, see
-    EventConsumer) so that they do not wait on each other's clip locks."""
+    the consumer group, so that under a backlog PostgreSQL works on one batch while the next is
+    read and its vectors computed (the helpers rest while the first keeps up), sharing as many
+    lanes (parts of a batch by clip, see EventConsumer) so that they do not wait on each
+    other's clip locks."""
     lanes = [asyncio.Lock() for _ in range(res.settings.events_consumers)]
     consumers = [
         EventConsumer(
@@ -30,8 +31,9 @@ async def consume_events(res: Resources) -> None:
             res.settings.redis_prefix,
             claim_idle_ms=res.settings.events_claim_idle_ms,
             lanes=lanes,
+            helper=n > 0,  # the others read only when the stream falls behind
         )
-        for _ in range(res.settings.events_consumers)
+        for n in range(res.settings.events_consumers)
     ]
     await asyncio.gather(*(consumer.run() for consumer in consumers))
 

@@ -49,6 +49,7 @@ async def test_two_consumers_on_shared_clips_count_every_event_once(
         await consumers[0].ensure_group()
         # Small batches, so both consumers hold several at once on the same three clips.
         monkeypatch.setattr("feed.ingest.BATCH", 10)
+        monkeypatch.setattr("feed.ingest.LANE_MIN", 2)  # and split into lanes even so
 
         async def drain(consumer: EventConsumer) -> int:
             total = 0
