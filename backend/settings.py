@@ -202,8 +202,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     events_consumers: Annotated[
         int,
         _doc(
-            "Event-stream consumers each worker process runs side by side (one waits on PostgreSQL "
-            "while another computes).",
+            "Event-stream consumers each worker process runs; all but the first read only while "
+            "the stream is behind.",
             ge=1,
             le=16,
         ),
