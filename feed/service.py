@@ -50,7 +50,6 @@ EF_SEARCH = 100
 # own (see interest_queries).
 INTEREST_EVENTS = 100
 MAX_INTERESTS = 3
-INTEREST_MIN_EVENTS = 3  # fewer than this: the taste vector is the one query
 INTEREST_MERGE_COSINE = 0.8  # two interests this alike are one
 INTEREST_MIN_SHARE = 0.15  # a cluster with less of the weight is stray engagement, not an interest
 STEER_PLUS = 0.7
@@ -246,17 +245,17 @@ async def interest_queries(conn: Conn, user_id: int) -> tuple[np.ndarray | None,
 
     A taste vector that mixes several interests points between them, where the nearest clips
     are mediocre for each and where HNSW's greedy walk misses most of the true neighbours
-    (recall@100 0.84 on the seeded data, docs/BENCHMARKS.md). So each interest, a cluster of
+    (recall@100 0.87 on the seeded data, docs/BENCHMARKS.md). So each interest, a cluster of
     what the viewer recently liked, shared or finished, is a query of its own, pushed away
-    from what they steered against; what they steered towards is one more. With too little
-    history, the taste vector is the one query.
+    from what they steered against; what they steered towards is one more. Before they have
+    liked, shared or finished anything, the taste vector is the one query.
     """
     row = await conn.fetchrow(q.USER_VECTORS, user_id)
     if row is None:
         return None, []
     taste = _taste(row)
     recent = await conn.fetch(q.RECENT_POSITIVE, user_id, INTEREST_EVENTS)
-    if len(recent) < INTEREST_MIN_EVENTS:
+    if not recent:
         return taste, [taste] if taste is not None else []
     found = interests(
         np.array([r["content"].to_numpy() for r in recent], dtype=np.float32),
