@@ -36,7 +36,7 @@ from feed import queries as q
 from feed.encoder import Encoder
 from feed.ingest import keys
 from feed.schemas import FeedItem, FeedPage, Preferences, PreferencesIn
-from feed.store import StoredEvent, blend, store_events
+from feed.store import StoredEvent, blend, store_events, unit
 from moderation.screening import screen_text
 
 SEEN_TTL_S = 7 * 86400
@@ -186,21 +186,16 @@ class Candidate:
     liked_near: str | None = None
 
 
-def _unit(vector: np.ndarray) -> np.ndarray | None:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 1e-9 else None
-
-
 def _taste(row: Any) -> np.ndarray | None:
     """Interest, nudged by steering: towards what they asked for, away from what they did not."""
     total = np.zeros(256, dtype=np.float32)
-    if row["interest"] is not None and (unit := _unit(row["interest"].to_numpy())) is not None:
-        total += unit
+    if row["interest"] is not None and (interest := unit(row["interest"].to_numpy())) is not None:
+        total += interest
     if row["steer_plus"] is not None:
         total += STEER_PLUS * row["steer_plus"].to_numpy()
     if row["steer_minus"] is not None:
         total -= STEER_MINUS * row["steer_minus"].to_numpy()
-    return _unit(total)
+    return unit(total)
 
 
 def interests(vectors: np.ndarray, weights: np.ndarray, *, k: int = MAX_INTERESTS) -> list[np.ndarray]:
@@ -221,7 +216,7 @@ def interests(vectors: np.ndarray, weights: np.ndarray, *, k: int = MAX_INTEREST
             members = nearest == j
             if not members.any():
                 continue
-            if (c := _unit((units[members] * weights[members, None]).sum(axis=0))) is not None:
+            if (c := unit((units[members] * weights[members, None]).sum(axis=0))) is not None:
                 centroids[j] = c
     nearest = np.argmax(units @ centroids.T, axis=1)
     mass = np.array([weights[nearest == j].sum() for j in range(len(centroids))])
@@ -231,7 +226,7 @@ def interests(vectors: np.ndarray, weights: np.ndarray, *, k: int = MAX_INTEREST
             continue
         for i, (centroid, weight) in enumerate(kept):
             if float(centroid @ centroids[j]) > INTEREST_MERGE_COSINE:
-                merged = _unit(weight * centroid + mass[j] * centroids[j])
+                merged = unit(weight * centroid + mass[j] * centroids[j])
                 kept[i] = (merged if merged is not None else centroid, weight + float(mass[j]))
                 break
         else:
@@ -263,7 +258,7 @@ async def interest_queries(conn: Conn, user_id: int) -> tuple[np.ndarray | None,
     )
     if row["steer_minus"] is not None:
         found = [c - STEER_MINUS * row["steer_minus"].to_numpy() for c in found]
-    queries = [v for c in found if (v := _unit(c)) is not None]
+    queries = [v for c in found if (v := unit(c)) is not None]
     if row["steer_plus"] is not None:
         queries.append(row["steer_plus"].to_numpy())
     return taste, queries

@@ -176,7 +176,8 @@ WHERE v.clip_id = b.clip_id
 """
 
 
-def _unit(vector: np.ndarray) -> np.ndarray | None:
+def unit(vector: np.ndarray) -> np.ndarray | None:
+    """``vector`` scaled to length 1, or None for a zero vector."""
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 1e-9 else None
 
@@ -197,11 +198,11 @@ def blend(content: np.ndarray, behaviour: np.ndarray | None, engaged: int) -> np
     """The indexed embedding: all content for a new clip, tending to behaviour with engagement."""
     if behaviour is None:
         return content
-    b = _unit(behaviour)
+    b = unit(behaviour)
     if b is None:
         return content
     alpha = BLEND_K / (BLEND_K + max(engaged, 0))
-    mixed = _unit(alpha * content + (1 - alpha) * b)
+    mixed = unit(alpha * content + (1 - alpha) * b)
     return mixed if mixed is not None else content
 
 
@@ -290,7 +291,7 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
         w = event_weight(event["type"], event["watch_ms"], clip["duration_ms"] if clip else None)
         if clip is None or clip["content"] is None or taste is None or w <= 0:
             continue
-        unit_taste = _unit(taste)
+        unit_taste = unit(taste)
         if unit_taste is not None:
             pulls[clip["id"]] = pulls.get(clip["id"], 0.0) + w * unit_taste
     if pulls:
