@@ -58,9 +58,10 @@ HIDE_CREATOR = "INSERT INTO hidden_creators (user_id, creator_id) VALUES ($1, $2
 UNHIDE_CREATOR = "DELETE FROM hidden_creators WHERE user_id = $1 AND creator_id = $2 RETURNING creator_id"
 
 # The HNSW index is on embedding::halfvec(256); the query must use the same expression. The
-# caller sets hnsw.iterative_scan so the filters cannot starve the result.
+# caller sets hnsw.iterative_scan so the filters cannot starve the result. Only the ids: ranking
+# takes each candidate's similarity to the taste from CANDIDATE_FEATURES.
 NEAREST = """
-SELECT v.clip_id, 1 - (v.embedding::halfvec(256) <=> $2::vector(256)::halfvec(256)) AS similarity
+SELECT v.clip_id
 FROM clip_vectors v JOIN clips c ON c.id = v.clip_id
 WHERE c.status = 'published' AND c.visibility = 'public' AND c.author_id IS DISTINCT FROM $1
 ORDER BY v.embedding::halfvec(256) <=> $2::vector(256)::halfvec(256)

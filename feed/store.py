@@ -113,9 +113,8 @@ ORDER BY c.id
 """
 
 # Every clip a batch touches, locked in id order before anything else is written, so that
-# consumers storing batches side by side (one per worker process) wait for each other on a
-# shared clip instead of deadlocking, and a clip's behaviour is never updated twice from the
-# same starting point.
+# batches stored side by side (by other worker processes, or unsplit in this one) wait for each
+# other on a shared clip instead of deadlocking.
 _LOCK_CLIPS = """
 SELECT id FROM clips WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
