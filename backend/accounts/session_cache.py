@@ -21,18 +21,11 @@ everything, so every request goes to PostgreSQL as before.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import weakref
 from typing import Any
 
-import asyncpg
-import structlog
-
 from backend.auth import Viewer
-
-log = structlog.get_logger()
 
 CHANNEL = "riffle_auth"
 _CACHES: weakref.WeakSet[SessionCache] = weakref.WeakSet()  # every cache in this process
@@ -50,7 +43,7 @@ class SessionCache:
     def __init__(self, ttl_s: float, *, max_entries: int = 100_000) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self.listening = False  # set by listen(): remember only while notifications can arrive
+        self.listening = False  # set by backend.listen: remember only while notifications can arrive
         self.epoch = 0
         self._entries: dict[bytes, tuple[Viewer, float]] = {}
         self._by_user: dict[int, set[bytes]] = {}
@@ -103,44 +96,10 @@ class SessionCache:
         except ValueError:
             self.clear()
 
+    def started(self) -> None:
+        self.clear()  # whatever was looked up before now was not covered
+        self.listening = True
 
-def _stop(cache: SessionCache) -> None:
-    """The listening connection closed: notifications can no longer arrive."""
-    cache.listening = False
-    cache.clear()
-
-
-async def listen(cache: SessionCache, database_url: str, *, check_s: float = 1.0) -> None:
-    """Hold a connection of its own that LISTENs for session changes; runs until cancelled.
-
-    Checks every ``check_s`` seconds that the connection is alive (its loss also stops the
-    cache at once, through asyncpg's termination callback); while it is not, the cache is off
-    and empty, and the connection is opened again.
-    """
-    conn: asyncpg.Connection[Any] | None = None
-    try:
-        while True:
-            if conn is None or conn.is_closed():
-                _stop(cache)
-                conn = None
-                try:
-                    conn = await asyncpg.connect(
-                        database_url, server_settings={"application_name": "riffle-auth"}
-                    )
-                    conn.add_termination_listener(lambda _conn: _stop(cache))
-                    await conn.add_listener(CHANNEL, cache.notified)
-                    cache.clear()  # whatever was looked up before now was not covered
-                    cache.listening = True
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("auth.listen.failed", error=repr(exc))
-                    if conn is not None:
-                        conn.terminate()
-                    conn = None
-            await asyncio.sleep(check_s)
-    finally:
-        _stop(cache)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=1)
-            if not conn.is_closed():
-                conn.terminate()
+    def stopped(self) -> None:
+        self.listening = False
+        self.clear()
