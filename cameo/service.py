@@ -41,6 +41,7 @@ from cameo.schemas import (
     Total,
 )
 from cameo.verifier import Evidence, Verdict, Verifier
+from feed import visibility
 from moderation.screening import normalise, screen_text
 
 CHALLENGE_TTL_S = 600
@@ -203,8 +204,11 @@ async def delete(conn: Conn, *, owner_id: int, cameo_id: int) -> None:
 
 async def enforce(conn: Conn, cameo_id: int) -> int:
     """Cancel the running generations of makers the cameo no longer consents to (their seconds
-    are given back, the providers asked to stop); returns how many."""
+    are given back, the providers asked to stop); returns how many. Clips with cameos leave
+    this process's feed sessions now (the others are notified)."""
     from backend.generation import service as generation  # generation asks us; we answer it back
+
+    visibility.changed(cameos=True)
 
     jobs = await conn.fetch(q.NO_LONGER_ALLOWED_JOBS, cameo_id)
     for job in jobs:
@@ -465,6 +469,7 @@ async def remove_appearance(conn: Conn, *, owner_id: int, cameo_id: int, clip_id
         raise ValidationFailed("this is your own clip; delete it instead", code="own_clip")
     if await conn.fetchval(q.REMOVE_APPEARANCE, cameo_id, clip_id) is None:
         return  # already removed: the same answer again
+    visibility.changed(clip=clip_id)
     await notifications.notify(
         conn,
         recipient_id=clip["author_id"],

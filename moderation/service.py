@@ -22,6 +22,7 @@ from backend.cursor import CursorCodec
 from backend.db import Conn
 from backend.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
 from backend.notifications import service as notifications
+from feed import visibility
 from moderation import queries as q
 from moderation.schemas import AppealIn, AuditEntry, Case, CaseDetail, DecisionIn, Report, ReportIn
 
@@ -191,6 +192,7 @@ async def claim(conn: Conn, *, moderator_id: int, case_id: int) -> Case:
 
 
 async def _set_clip(conn: Conn, clip_id: int, **values: Any) -> None:
+    visibility.changed(clip=clip_id)  # feed sessions in this process; the rest are notified
     if "status" in values:
         if values["status"] == "removed":
             await conn.execute(
@@ -225,6 +227,7 @@ async def _suspend(conn: Conn, user_id: int, *, hours: int | None, ban: bool) ->
         )
     # Their sessions end now: the next request with any of their tokens is a 401.
     await accounts.revoke_all_sessions(conn, user_id)
+    visibility.changed(author=user_id, viewer=user_id)  # and their clips leave feed sessions
 
 
 async def _apply(
@@ -252,6 +255,7 @@ async def _apply(
                 "removed" if removing else "visible",
             )
         elif target == "cameo":
+            visibility.changed(cameos=True)
             await conn.execute(
                 "UPDATE cameos SET status = $2, updated_at = now() WHERE id = $1",
                 target_id,

@@ -29,6 +29,7 @@ from backend.auth import Viewer, hash_token, is_teen, new_token
 from backend.db import Conn
 from backend.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from backend.notifications import service as notifications
+from feed import visibility
 
 MIN_AGE = 13
 
@@ -124,6 +125,8 @@ async def update_me(conn: Conn, user_id: int, data: MeUpdate) -> Me:
     if row is None:
         raise NotFound("no such account")
     session_cache.forget_user(user_id)  # a cached viewer carries the birth year
+    if data.birth_year is not msgspec.UNSET:
+        visibility.changed(viewer=user_id)  # age-restricted clips in their feed sessions
     return _me(row)
 
 
@@ -275,6 +278,9 @@ async def follow(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
 async def unfollow(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
     other = await _other(conn, viewer, handle)
     await conn.execute(q.UNFOLLOW, viewer.user_id, other)
+    # Followers-only clips, and clips with a cameo whose consent is "mutuals".
+    visibility.changed(viewer=viewer.user_id, author=viewer.user_id)
+    visibility.changed(author=other)
     return await relationship(conn, viewer.user_id, other)
 
 
@@ -282,6 +288,8 @@ async def block(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
     """Block an account: it can no longer see the blocker's profile or interact, and follows
     between the two are removed both ways."""
     other = await _other(conn, viewer, handle)
+    for side in (viewer.user_id, other):  # each side's clips, and clips with each other's cameos
+        visibility.changed(viewer=side, author=side)
     await conn.execute(q.BLOCK, viewer.user_id, other)
     await conn.execute(q.UNFOLLOW, viewer.user_id, other)
     await conn.execute(q.UNFOLLOW, other, viewer.user_id)

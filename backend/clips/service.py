@@ -35,6 +35,7 @@ from backend.media.service import media_url
 from backend.notifications import service as notifications
 from backend.settings import Settings
 from cameo import service as cameo
+from feed import visibility as feed_visibility
 from moderation import duplicates
 from moderation import service as moderation
 from moderation.classifier import Verdict
@@ -354,6 +355,8 @@ async def update(
     )
     if updated is None:
         raise NotFound(f"no clip {clip_id} of yours", code="unknown_clip")
+    if isinstance(data.visibility, str):
+        feed_visibility.changed(clip=clip_id)
     if caption is not None:  # the feed's content vector reads the caption and hashtags
         await outbox.add(conn, "embed_clip", {"clip_id": clip_id})
     return await get_clip(conn, viewer_id=viewer_id, clip_id=clip_id, signer=signer)
@@ -364,6 +367,7 @@ async def delete(conn: Conn, *, viewer_id: int, clip_id: int) -> None:
     row = await conn.fetchrow(q.DELETE, clip_id, viewer_id)
     if row is None:
         raise NotFound(f"no clip {clip_id} of yours", code="unknown_clip")
+    feed_visibility.changed(clip=clip_id)
     if row["parent_id"] is not None and row["published_at"] is not None:
         await conn.execute(q.BUMP_REMIXES, row["parent_id"], -1)
     await outbox.add(
