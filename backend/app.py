@@ -17,11 +17,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from saq import CronJob
 
 from backend import openapi
+from backend.accounts import session_cache
 from backend.accounts import tasks as account_tasks
 from backend.accounts.passwords import Passwords
 from backend.accounts.routes import AccountController, SessionController, UserController
-from backend.accounts.session_cache import SessionCache, listen
+from backend.accounts.session_cache import SessionCache
 from backend.clips import tasks as clip_tasks
+from backend.clips.cards import CardCache
 from backend.clips.routes import (
     ClipController,
     CommentController,
@@ -46,6 +48,7 @@ from backend.errors import EXCEPTION_HANDLERS
 from backend.generation import tasks as generation_tasks
 from backend.generation.routes import GenerationController, ModelController, ProviderWebhookController
 from backend.health import healthz, readyz
+from backend.listen import listen
 from backend.media import tasks as media_tasks
 from backend.media.routes import MediaController, UploadController
 from backend.notifications import tasks as notification_tasks
@@ -59,7 +62,9 @@ from backend.settings import Settings, load_settings
 from backend.worker import BackgroundWorker, Resources, Task, open_resources
 from cameo.routes import CameoController
 from feed import tasks as feed_tasks
+from feed import visibility as feed_visibility
 from feed.routes import EventController, FeedController, FeedSignalController
+from feed.visibility import VisibilityWatch
 from moderation import screening
 from moderation import tasks as moderation_tasks
 from moderation.routes import AppealController, ModerationController, ProvenanceController, ReportController
@@ -152,7 +157,11 @@ def create_app(settings: Settings) -> Litestar:
             hub = Hub(res.redis, settings.redis_prefix, backlog=settings.stream_backlog)
             await hub.start()
             sessions = SessionCache(settings.auth_cache_s)
-            listener = asyncio.create_task(listen(sessions, database_url), name="auth-listener")
+            visibility = VisibilityWatch()
+            listener = asyncio.create_task(
+                listen(database_url, {session_cache.CHANNEL: sessions, feed_visibility.CHANNEL: visibility}),
+                name="listener",
+            )
             app.state.runtime = Runtime(
                 settings=settings,
                 pool=res.pool,
@@ -169,6 +178,8 @@ def create_app(settings: Settings) -> Litestar:
                 encoder=res.encoder,
                 hub=hub,
                 sessions=sessions,
+                cards=CardCache(min(settings.card_cache_s, settings.media_url_ttl_s / 10)),
+                visibility=visibility,
             )
             worker = build_worker(res, settings) if settings.run_worker else None
             if worker is not None:

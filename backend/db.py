@@ -7,10 +7,10 @@ in order by one runner that the CLI, the app's tests and the benchmarks all shar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -93,7 +93,7 @@ def lost(conn: Conn, exc: BaseException) -> bool:
     )
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def in_transaction(conn: Conn) -> AsyncIterator[Conn]:
     """``conn.transaction()``, made safe against a connection lost on the way.
 
@@ -129,11 +129,34 @@ async def in_transaction(conn: Conn) -> AsyncIterator[Conn]:
         raise
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def transaction(pool: Pool) -> AsyncIterator[Conn]:
     """A connection inside a transaction: committed on normal exit, rolled back on error."""
     async with pool.acquire() as conn, in_transaction(conn):
         yield conn
+
+
+class LazyConn:
+    """A pooled connection taken on first use and held until the ``async with`` ends, for a
+    read-only route that often needs no database at all (a later feed page served from Redis
+    and the process's caches)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._stack = contextlib.AsyncExitStack()
+        self._conn: Conn | None = None
+
+    async def __call__(self) -> Conn:
+        if self._conn is None:
+            self._conn = await self._stack.enter_async_context(self._pool.acquire())
+        return self._conn
+
+    async def __aenter__(self) -> LazyConn:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._conn = None
+        await self._stack.aclose()
 
 
 # --- migrations -----------------------------------------------------------------------------

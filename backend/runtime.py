@@ -7,7 +7,7 @@ Litestar's dependency injection: ``conn`` (a connection in the request's transac
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -20,6 +20,7 @@ from backend.accounts import service as accounts
 from backend.accounts.passwords import Passwords
 from backend.accounts.session_cache import SessionCache
 from backend.auth import Viewer, bearer_token, hash_token
+from backend.clips.cards import CardCache
 from backend.cursor import CursorCodec
 from backend.db import Conn, Pool, in_transaction
 from backend.errors import Unauthorized
@@ -30,6 +31,7 @@ from backend.realtime.hub import Hub
 from backend.redis_pool import Redis
 from backend.settings import Settings
 from feed.encoder import Encoder
+from feed.visibility import VisibilityWatch
 
 # Handler parameters that Litestar fills by name from DEPENDENCIES below.
 ConnDep = NamedDependency[Conn]
@@ -61,6 +63,8 @@ class Runtime:
     encoder: Encoder
     hub: Hub
     sessions: SessionCache
+    cards: CardCache
+    visibility: VisibilityWatch
 
 
 def runtime(state: State) -> Runtime:
@@ -86,23 +90,33 @@ async def provide_conn(request: Request[Any, Any, Any], state: State) -> AsyncIt
                 yield conn
 
 
-async def provide_maybe_viewer(request: Request[Any, Any, Any], state: State, conn: ConnDep) -> Viewer | None:
+async def viewer_from(
+    request: Request[Any, Any, Any], rt: Runtime, conn: Callable[[], Awaitable[Conn]]
+) -> Viewer | None:
+    """The caller, from the process's session cache or else from PostgreSQL through ``conn``
+    (awaited only then); None without an Authorization header."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         if "authorization" in request.headers:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return None
-    rt = runtime(state)
     token_hash = hash_token(token)
     viewer = rt.sessions.get(token_hash)
     if viewer is not None:
         return viewer
     epoch = rt.sessions.epoch  # before the lookup: a revocation noticed meanwhile must win
-    viewer = await accounts.authenticate(conn, token_hash, ttl_days=rt.settings.session_ttl_days)
+    viewer = await accounts.authenticate(await conn(), token_hash, ttl_days=rt.settings.session_ttl_days)
     if viewer is None:
         raise Unauthorized("this token is not valid: it is unknown, expired or revoked", code="invalid_token")
     rt.sessions.put(token_hash, viewer, epoch=epoch)
     return viewer
+
+
+async def provide_maybe_viewer(request: Request[Any, Any, Any], state: State, conn: ConnDep) -> Viewer | None:
+    async def given() -> Conn:
+        return conn
+
+    return await viewer_from(request, runtime(state), given)
 
 
 async def provide_viewer(maybe_viewer: MaybeViewerDep) -> Viewer:

@@ -108,6 +108,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     ] = None
     s3_secret_access_key: Annotated[str | None, _doc("S3 secret access key.")] = None
     media_url_ttl_s: Annotated[int, _doc("Seconds a signed media URL stays valid.", ge=60)] = 3600
+    card_cache_s: Annotated[
+        float,
+        _doc(
+            "Seconds an API process reuses a rendered clip card in feed pages: its counters are at "
+            "most this old (0: render every card; at most a tenth of RIFFLE_MEDIA_URL_TTL_S is used).",
+            ge=0,
+            le=300,
+        ),
+    ] = 10.0
     max_upload_bytes: Annotated[int, _doc("Largest upload accepted (bytes).", ge=1024)] = 10_485_760
 
     # --- generation ---

@@ -106,7 +106,7 @@ WITH liked AS MATERIALIZED (
     ORDER BY l.created_at DESC
     LIMIT 20
 )
-SELECT c.id, c.author_id, c.hashtags, c.published_at,
+SELECT c.id, c.author_id, c.hashtags, c.published_at, cardinality(c.cameo_ids) > 0 AS cameos,
        1 - (v.embedding <=> $4::vector(256)) AS similarity, near.words AS liked_near,
        s.impressions, s.likes, s.completes, s.shares, s.skips, s.negatives
 FROM clips c

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, delete, get, post, put
+import msgspec
+from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, Parameter
 from redis import exceptions as redis_errors
@@ -15,6 +16,7 @@ from backend.accounts import service as accounts
 from backend.accounts.routes import HandlePath
 from backend.clips.schemas import Clip
 from backend.clips.service import Signer
+from backend.db import LazyConn
 from backend.errors import ValidationFailed, problems
 from backend.pagination import CursorParam, Page
 from backend.ratelimit import Rule, enforce
@@ -28,6 +30,7 @@ from backend.runtime import (
     SigningKeyDep,
     ViewerDep,
     runtime,
+    viewer_from,
 )
 from feed import ingest, service
 from feed.schemas import EventBatch, EventsAccepted, FeedPage, Preferences, PreferencesIn
@@ -90,27 +93,35 @@ class FeedController(Controller):
     )
     async def for_you(
         self,
+        request: Request[Any, Any, Any],
         state: State,
-        conn: ConnDep,
-        maybe_viewer: ViewerDep | None,
         cursor: CursorParam = None,
         limit: FeedLimit = 10,
-    ) -> FeedPage:
-        # The hottest route takes only the connection and the viewer by injection and the rest
-        # from the runtime: Litestar resolves a batch of several dependencies in an anyio task
-        # group, which cost a quarter of a later page's CPU (bench/feed_load.py --profile).
+    ) -> Response[FeedPage]:
+        # The hottest route takes nothing by injection: Litestar resolves a batch of several
+        # dependencies in an anyio task group (a quarter of a later page's CPU, measured with
+        # bench/feed_load.py --profile), and a later page usually needs no database connection,
+        # so it takes one only when it must (the caller not in the session cache, ranking, a
+        # clip whose visibility may have changed).
         rt = runtime(state)
-        return await service.for_you(
-            conn,
-            rt.redis,
-            rt.settings,
-            rt.cursors,
-            viewer_id=maybe_viewer.user_id if maybe_viewer else None,
-            cursor=cursor,
-            limit=limit,
-            signer=Signer(rt.settings, rt.signing_key),
-            teen=maybe_viewer.is_teen if maybe_viewer else True,
-        )
+        async with LazyConn(rt.pool) as conn:
+            viewer = await viewer_from(request, rt, conn)
+            page = await service.for_you(
+                service.FeedRuntime(
+                    conn=conn,
+                    redis=rt.redis,
+                    settings=rt.settings,
+                    cursors=rt.cursors,
+                    cards=rt.cards,
+                    watch=rt.visibility,
+                    signer=Signer(rt.settings, rt.signing_key),
+                ),
+                viewer_id=viewer.user_id if viewer else None,
+                cursor=cursor,
+                limit=limit,
+                teen=viewer.is_teen if viewer else True,
+            )
+        return cast(Response[FeedPage], Response(msgspec.json.encode(page), media_type=MediaType.JSON))
 
     @get(
         "/following",

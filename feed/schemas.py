@@ -43,6 +43,20 @@ class FeedPage(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
+class RenderedItem(msgspec.Struct, kw_only=True):
+    """A :class:`FeedItem` whose clip is already JSON (backend.clips.cards)."""
+
+    clip: msgspec.Raw
+    reason: str
+
+
+class RenderedPage(msgspec.Struct, kw_only=True):
+    """A :class:`FeedPage` as it is sent: the same JSON, built from rendered cards."""
+
+    items: list[RenderedItem]
+    next_cursor: str | None
+
+
 Topic = Annotated[str, Meta(min_length=1, max_length=40)]
 
 

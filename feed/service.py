@@ -25,18 +25,20 @@ import numpy as np
 from redis import exceptions as redis_errors
 
 from backend.clips import service as clips
+from backend.clips.cards import CardCache
 from backend.clips.queries import VISIBLE
 from backend.clips.service import Signer
 from backend.cursor import CursorCodec
-from backend.db import Conn
+from backend.db import Conn, LazyConn
 from backend.errors import BadRequest, NotFound
 from backend.redis_pool import Redis
 from backend.settings import Settings
 from feed import queries as q
 from feed.encoder import Encoder
 from feed.ingest import keys
-from feed.schemas import FeedItem, FeedPage, Preferences, PreferencesIn
+from feed.schemas import Preferences, PreferencesIn, RenderedItem, RenderedPage
 from feed.store import StoredEvent, blend, store_events, unit
+from feed.visibility import VisibilityWatch
 from moderation.screening import screen_text
 
 SEEN_TTL_S = 7 * 86400
@@ -184,6 +186,7 @@ class Candidate:
     author_id: int = 0
     hashtags: tuple[str, ...] = ()
     liked_near: str | None = None
+    cameos: bool = False  # appears with a cameo (whose consent can change)
 
 
 def _taste(row: Any) -> np.ndarray | None:
@@ -381,15 +384,14 @@ async def _rank(
         seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
     ids = [c for c in found if c not in exclude and c not in seen]
     from_index = [c for c in ids if "taste" in found[c].reasons]
-    rows = await conn.fetch(
-        q.CANDIDATE_FEATURES.format(visible=VISIBLE), viewer_id, ids, teen, taste, from_index
-    )
+    rows = await conn.fetch(_FEATURES, viewer_id, ids, teen, taste, from_index)
     now = time.time()
     ranked = []
     for row in rows:
         cand = found[row["id"]]
         cand.author_id = row["author_id"]
         cand.hashtags = tuple(row["hashtags"])
+        cand.cameos = row["cameos"]
         cand.similarity = float(row["similarity"]) if row["similarity"] is not None else 0.0
         cand.score = _score(cand, row, settings, now)
         if row["liked_near"]:
@@ -401,13 +403,17 @@ async def _rank(
 
 
 class _Entry(msgspec.Struct, array_like=True):
+    """A ranked clip in a feed session (a msgpack array in a Redis list)."""
+
     clip_id: int
     reason: str
+    author_id: int | None = None  # None: ranked before entries carried it, checked in SQL
+    cameos: bool = False
 
 
 # A page of a feed session in one round trip: keep the session alive, read the page, add its
 # clips to the viewer's seen set (KEYS[2], absent for signed-out viewers). Entries are msgpack
-# arrays [clip_id, reason]. In Redis Cluster both keys must share a slot (a hash tag).
+# arrays [clip_id, reason, …]. In Redis Cluster both keys must share a slot (a hash tag).
 _TAKE_PAGE = """
 local alive = redis.call('EXPIRE', KEYS[1], ARGV[3])
 local raw = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
@@ -436,39 +442,54 @@ def _session_key(settings: Settings, session_id: str) -> str:
     return keys(settings.redis_prefix)("session", session_id)
 
 
+@dataclass
+class FeedRuntime:
+    """What a For You page needs of its process: a connection only when it must ask PostgreSQL
+    (ranking, or a clip whose visibility may have changed), Redis for the session, the
+    process's rendered cards and what it has heard of visibility changes."""
+
+    conn: LazyConn
+    redis: Redis
+    settings: Settings
+    cursors: CursorCodec
+    cards: CardCache
+    watch: VisibilityWatch
+    signer: Signer
+
+
 async def for_you(
-    conn: Conn,
-    redis: Redis,
-    settings: Settings,
-    cursors: CursorCodec,
-    *,
-    viewer_id: int | None,
-    cursor: str | None,
-    limit: int,
-    signer: Signer,
-    teen: bool = True,
-) -> FeedPage:
+    rt: FeedRuntime, *, viewer_id: int | None, cursor: str | None, limit: int, teen: bool = True
+) -> RenderedPage:
     """A page of the For You feed. ``teen``: only teen-safe clips (teen viewers, and anyone
-    signed out, whose age is unknown)."""
+    signed out, whose age is unknown).
+
+    The cursor carries the session, the place in it and when it was ranked. A later page
+    serves each clip as ranked (its card from the process's cache) unless something that
+    could hide it changed since then (:mod:`feed.visibility`); those clips, and any card the
+    process does not hold, are read with the visibility rules in one query.
+    """
     kind = f"feed:{viewer_id or 'anonymous'}"
     if cursor:
         try:
-            session_id, offset = cursors.decode(kind, cursor)
-        except BadRequest:
+            position = rt.cursors.decode(kind, cursor)
+            session_id, offset = str(position[0]), int(position[1])
+            ranked_at = float(position[2]) if len(position) > 2 else None
+        except (BadRequest, IndexError, TypeError, ValueError):
             raise BadRequest(
                 "this feed cursor is not valid here", code="bad_cursor", field="cursor"
             ) from None
-        session_id, offset = str(session_id), int(offset)
     else:
-        session_id, offset = secrets.token_urlsafe(12), 0
+        # Taken before ranking reads anything: a change committed after is noticed.
+        session_id, offset, ranked_at = secrets.token_urlsafe(12), 0, round(time.time(), 3)
+    settings = rt.settings
     key = _session_key(settings, session_id)
     seen = keys(settings.redis_prefix)("seen", viewer_id) if viewer_id is not None else None
-    items: list[FeedItem] = []
+    items: list[RenderedItem] = []
     while len(items) < limit:
         # One round trip reads the page, keeps the session alive and marks the page seen;
         # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
         alive, raw = await _take_page(
-            redis,
+            rt.redis,
             [key, seen] if seen else [key],
             [offset, offset + limit - len(items) - 1, settings.feed_session_ttl_s, SEEN_TTL_S],
         )
@@ -477,17 +498,44 @@ async def for_you(
                 "this feed session has expired; start again without a cursor", code="feed_expired"
             )
         if not raw:
-            if not await _refill(conn, redis, settings, key, viewer_id, teen=teen):
+            if not await _refill(await rt.conn(), rt.redis, settings, key, viewer_id, teen=teen):
                 break
             continue
         entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
         offset += len(entries)
-        shown = await clips.cards(
-            conn, viewer_id=viewer_id, clip_ids=[e.clip_id for e in entries], signer=signer
-        )
-        items += [FeedItem(clip=shown[e.clip_id], reason=e.reason) for e in entries if e.clip_id in shown]
+        items += await _render(rt, entries, viewer_id=viewer_id, ranked_at=ranked_at)
     more = bool(items) and len(items) == limit
-    return FeedPage(items=items, next_cursor=cursors.encode(kind, [session_id, offset]) if more else None)
+    return RenderedPage(
+        items=items,
+        next_cursor=rt.cursors.encode(kind, [session_id, offset, ranked_at]) if more else None,
+    )
+
+
+async def _render(
+    rt: FeedRuntime, entries: list[_Entry], *, viewer_id: int | None, ranked_at: float | None
+) -> list[RenderedItem]:
+    """The entries the viewer may still see, as cards."""
+    shown: dict[int, msgspec.Raw] = {}
+    ask: list[int] = []
+    covered = rt.watch.covers(ranked_at)
+    for entry in entries:
+        card = None
+        if covered and entry.author_id is not None and ranked_at is not None:
+            unchanged = rt.watch.unchanged(
+                ranked_at, clip=entry.clip_id, author=entry.author_id, viewer=viewer_id, cameos=entry.cameos
+            )
+            card = rt.cards.get(entry.clip_id) if unchanged else None
+        if card is None:
+            ask.append(entry.clip_id)
+        else:
+            # Ranking leaves out the viewer's own clips and the ones they liked.
+            shown[entry.clip_id] = card.raw(liked=False, is_author=False)
+    if ask:
+        conn = await rt.conn()
+        for clip in (await clips.cards(conn, viewer_id=viewer_id, clip_ids=ask, signer=rt.signer)).values():
+            card = rt.cards.put(clip)
+            shown[clip.id] = card.raw(liked=clip.viewer.liked, is_author=clip.viewer.is_author)
+    return [RenderedItem(clip=shown[e.clip_id], reason=e.reason) for e in entries if e.clip_id in shown]
 
 
 async def _refill(
@@ -502,7 +550,10 @@ async def _refill(
         ranked = await _rank(conn, redis, settings, viewer_id, exclude=held, teen=teen)
     if not ranked:
         return False
-    await redis.rpush(key, *[msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c))) for c in ranked])
+    await redis.rpush(
+        key,
+        *[msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c), c.author_id, c.cameos)) for c in ranked],
+    )
     await redis.expire(key, settings.feed_session_ttl_s)
     return True
 
