@@ -455,14 +455,20 @@ async def tree(
     )
 
 
+# PostgreSQL keeps its generic plan for a statement with an array parameter only while each
+# call passes at least as many elements as that plan assumes (10): asked about fewer, it made a
+# custom plan for every call, planning included (1.5 ms a page against 0.4 on the seeded data).
+# So short lists are padded by repeating an id, which does not repeat its row.
+ARRAY_PLAN_SIZE = 10
+
+
 async def cards(conn: Conn, *, viewer_id: int | None, clip_ids: list[int], signer: Signer) -> dict[int, Clip]:
     """The clips among ``clip_ids`` the viewer may see, hydrated in one query (for other domains'
     lists, such as the feed)."""
     if not clip_ids:
         return {}
-    return {
-        r["id"]: clip_from_row(r, signer, viewer_id) for r in await conn.fetch(q.MANY, viewer_id, clip_ids)
-    }
+    ids = [*clip_ids, *[clip_ids[-1]] * (ARRAY_PLAN_SIZE - len(clip_ids))]
+    return {r["id"]: clip_from_row(r, signer, viewer_id) for r in await conn.fetch(q.MANY, viewer_id, ids)}
 
 
 class ClipSource(msgspec.Struct, kw_only=True, frozen=True):
