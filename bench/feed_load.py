@@ -27,6 +27,7 @@ import asyncio
 import collections
 import hashlib
 import json
+import re
 import resource
 import secrets
 import shutil
@@ -230,11 +231,23 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                     stderr=subprocess.DEVNULL,
                 )  # fmt: skip
 
+        async def cards_served() -> dict[str, float]:
+            """The server's count of For You cards by source (riffle_feed_cards_total)."""
+            async with http.get(f"{base}/metrics") as response:
+                text = await response.text()
+            found = re.findall(r'^riffle_feed_cards_total\{source="(\w+)"\} (\S+)$', text, re.MULTILINE)
+            return {source: float(value) for source, value in found}
+
         def measured(name: str, wall: float, cpu_before: dict[str, float] | None) -> None:
             out[name] = rec.summary(name, wall)
             if cpu_before is not None:
                 used = cores_used(cpu_before, cpu_by_process(pids) | {"client": client_cpu()}, wall)
                 out[name]["cores_used"] = used
+
+        def card_share(name: str, before: dict[str, float], after: dict[str, float]) -> None:
+            served = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+            if total := sum(served.values()):
+                out[name]["cards_from_process_cache"] = round(served.get("process", 0.0) / total, 3)
 
         profile("bare")
         cpu = cpu_by_process(pids) | {"client": client_cpu()}
@@ -267,8 +280,10 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
             return True
 
         profile("later_page")
+        cards = await cards_served()
         cpu = cpu_by_process(pids) | {"client": client_cpu()}
         measured("later_page", await run_for(connections, seconds, later), cpu)
+        card_share("later_page", cards, await cards_served())
 
         # Viewers: a first page, then nine more, again and again.
         turn = iter(range(10**9))
@@ -283,10 +298,12 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 body = await fetch(http, rec, "session_later", f"{feed}&cursor={cursor}", token)
             return True
 
+        cards = await cards_served()
         cpu = cpu_by_process(pids) | {"client": client_cpu()}
         wall = await run_for(connections, seconds, viewer)
         measured("session_first", wall, cpu)
         measured("session_later", wall, None)
+        card_share("session_later", cards, await cards_served())
         out["session_all_rps"] = round(
             (out["session_first"]["requests"] + out["session_later"]["requests"]) / wall, 1
         )

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import msgspec
 import numpy as np
+from prometheus_client import Counter
 from redis import exceptions as redis_errors
 
 from backend.clips import service as clips
@@ -42,6 +43,11 @@ from feed.visibility import VisibilityWatch
 from moderation.screening import screen_text
 
 SEEN_TTL_S = 7 * 86400
+CARDS = Counter(
+    "riffle_feed_cards",
+    "For You cards served, by where they came from (process cache or database)",
+    ["source"],
+)
 TRENDING_HOURS = 24
 TRENDING_DECAY = 0.9  # per hour
 SOURCE_LIMIT = 150
@@ -514,13 +520,15 @@ async def for_you(
 async def _render(
     rt: FeedRuntime, entries: list[_Entry], *, viewer_id: int | None, ranked_at: float | None
 ) -> list[RenderedItem]:
-    """The entries the viewer may still see, as cards."""
+    """The entries the viewer may still see, as cards: from the process's cards when nothing
+    that could hide them changed since ranking, the rest read again with the visibility rules."""
     shown: dict[int, msgspec.Raw] = {}
     ask: list[int] = []
     covered = rt.watch.covers(ranked_at)
     for entry in entries:
         card = None
-        if covered and entry.author_id is not None and ranked_at is not None:
+        if covered and entry.author_id is not None:
+            assert ranked_at is not None
             unchanged = rt.watch.unchanged(
                 ranked_at, clip=entry.clip_id, author=entry.author_id, viewer=viewer_id, cameos=entry.cameos
             )
@@ -530,7 +538,9 @@ async def _render(
         else:
             # Ranking leaves out the viewer's own clips and the ones they liked.
             shown[entry.clip_id] = card.raw(liked=False, is_author=False)
+    CARDS.labels("process").inc(len(shown))
     if ask:
+        CARDS.labels("database").inc(len(ask))
         conn = await rt.conn()
         for clip in (await clips.cards(conn, viewer_id=viewer_id, clip_ids=ask, signer=rt.signer)).values():
             card = rt.cards.put(clip)
