@@ -11,8 +11,9 @@ follows (mostly of creators in one's topics) and remixes (of clips in the same t
 Everything a real clip has is there: the generation job, its take, the video and poster media
 rows, the clip (published, public), its content vector from the built-in encoder, its
 statistics; each user's interest vector is the decayed, weighted sum the event consumer would
-have computed (`feed.store`), and so is each clip's behaviour vector (the sum of its engaged
-viewers' unit tastes) and the indexed embedding blended from content and behaviour.
+have computed (`feed.store`), and so is each engaged clip's behaviour vector (the sum of its
+engaged viewers' unit tastes, in `clip_behaviour`) and the indexed embedding blended from
+content and behaviour.
 
 Fast because everything goes in with COPY (ids assigned here, sequences moved after), the
 HNSW index is rebuilt once at the end instead of updated 200,000 times, and the encoder runs
@@ -705,11 +706,14 @@ async def seed_database(
         await copy(
             conn,
             "clip_vectors",
-            ("clip_id", "content", "behaviour", "embedding", "teen_safe"),
-            [
-                (clip0 + i + 1, content[i], behaviour[i] if engaged[i] else None, embedding[i], teen_safe[i])
-                for i in range(n_clips)
-            ],
+            ("clip_id", "content", "embedding", "teen_safe"),
+            [(clip0 + i + 1, content[i], embedding[i], teen_safe[i]) for i in range(n_clips)],
+        )
+        await copy(
+            conn,
+            "clip_behaviour",
+            ("clip_id", "behaviour"),
+            [(clip0 + i + 1, behaviour[i]) for i in np.flatnonzero(engaged).tolist()],
         )
         now = ts(p.now)
         await copy(
@@ -751,7 +755,7 @@ async def seed_database(
 
 async def counts(conn: Any) -> dict[str, Any]:
     tables = ("users", "clips", "takes", "generation_jobs", "media", "events", "likes", "follows",
-              "clip_vectors", "user_vectors", "clip_stats")  # fmt: skip
+              "clip_vectors", "clip_behaviour", "user_vectors", "clip_stats")  # fmt: skip
     return {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in tables}
 
 

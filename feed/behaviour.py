@@ -101,19 +101,30 @@ GROUP BY 1, 2
 """
 
 _VECTORS = """
-SELECT v.clip_id, v.content, v.embedding, v.behaviour,
+SELECT v.clip_id, v.content, v.embedding, b.behaviour,
        coalesce(s.likes + s.completes + s.shares, 0)::bigint AS engaged
-FROM clip_vectors v LEFT JOIN clip_stats s ON s.clip_id = v.clip_id
+FROM clip_vectors v
+LEFT JOIN clip_behaviour b ON b.clip_id = v.clip_id
+LEFT JOIN clip_stats s ON s.clip_id = v.clip_id
 """
 
+# Each moved clip's behaviour, and its embedding where that moved (else NULL).
 _STAGE = """
 CREATE TEMP TABLE behaviour_in (clip_id bigint, behaviour vector(256), embedding vector(256))
 ON COMMIT DROP
 """
 
-_APPLY = """
-UPDATE clip_vectors v SET behaviour = i.behaviour, embedding = i.embedding, updated_at = now()
-FROM behaviour_in i WHERE v.clip_id = i.clip_id
+# Behaviour first, in clip id order, then the embeddings: the event consumer (feed.store) also
+# writes a clip's behaviour row before its clip_vectors row, so the two cannot deadlock.
+_APPLY_BEHAVIOUR = """
+INSERT INTO clip_behaviour AS b (clip_id, behaviour)
+SELECT clip_id, behaviour FROM behaviour_in ORDER BY clip_id
+ON CONFLICT (clip_id) DO UPDATE SET behaviour = EXCLUDED.behaviour, updated_at = now()
+"""
+
+_APPLY_EMBEDDINGS = """
+UPDATE clip_vectors v SET embedding = i.embedding, updated_at = now()
+FROM behaviour_in i WHERE v.clip_id = i.clip_id AND i.embedding IS NOT NULL
 """
 
 
@@ -168,22 +179,22 @@ async def rebuild(pool: Pool, *, window_days: int, chunk: int = 50_000) -> Rebui
     behaviour = behaviours(r, tastes(r, content))
     new = embeddings(content, behaviour, np.asarray(engaged))
     old = unit_rows(np.stack(old_rows))
-    # Written where the embedding or the behaviour moved; a behaviour-only change leaves the
-    # indexed column alone, so PostgreSQL can update the row in place (HOT).
+    # Written where the embedding or the behaviour moved: behaviour (clip_behaviour) for each of
+    # them, the embedding (clip_vectors, an HNSW insert) only where it moved itself.
     b_new, b_old = unit_rows(behaviour), unit_rows(np.stack(old_behaviour))
     b_moved = (np.einsum("ij,ij->i", b_new, b_old) < DRIFT) & (np.linalg.norm(behaviour, axis=1) > 1e-9)
     e_moved = np.einsum("ij,ij->i", new, old) < DRIFT
     moved = np.flatnonzero(e_moved | b_moved)
-    written = np.where(e_moved[:, None], new, np.stack(old_rows)).astype(np.float32)
     if len(moved):
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(_STAGE)
             await conn.copy_records_to_table(
                 "behaviour_in",
-                records=((ids[i], behaviour[i], written[i]) for i in moved),
+                records=((ids[i], behaviour[i], new[i] if e_moved[i] else None) for i in moved),
                 columns=("clip_id", "behaviour", "embedding"),
             )
-            await conn.execute(_APPLY)
+            await conn.execute(_APPLY_BEHAVIOUR)
+            await conn.execute(_APPLY_EMBEDDINGS)
     done = Rebuilt(len(keep), len(user_ids), len(ids), len(moved), round(time.perf_counter() - started, 2))
     log.info("feed.behaviour.rebuilt", **done.__dict__)
     return done

@@ -5,10 +5,10 @@ feed can never show what ``GET /v1/clips/{id}`` would refuse.
 """
 
 CLIP_TEXT = """
-SELECT c.id, c.prompt, c.caption, c.hashtags, v.behaviour,
+SELECT c.id, c.prompt, c.caption, c.hashtags, b.behaviour,
        coalesce(s.likes + s.completes + s.shares, 0) AS engaged
 FROM clips c
-LEFT JOIN clip_vectors v ON v.clip_id = c.id
+LEFT JOIN clip_behaviour b ON b.clip_id = c.id
 LEFT JOIN clip_stats s ON s.clip_id = c.id
 WHERE c.id = ANY($1::bigint[]) AND c.status IN ('draft', 'published')
 """

@@ -14,6 +14,10 @@ The vector model, all in one 256-dimensional space:
   engaged with it (item-to-item signal: clips liked by the same people move together);
 - the *embedding* the HNSW index serves blends content and behaviour, shifting towards
   behaviour as a clip gathers engagement.
+
+Content and embedding are kept in ``clip_vectors`` (the HNSW index is on embedding), behaviour
+in ``clip_behaviour`` (rewritten for every clip a batch engages with, so kept in narrow rows of
+its own), interest in ``user_vectors``.
 """
 
 from __future__ import annotations
@@ -148,30 +152,38 @@ ON CONFLICT (user_id) DO UPDATE SET
 
 # Each clip's behaviour takes the batch's pull, and its indexed embedding is re-blended (the
 # same formula as blend(): content, tending to behaviour as the clip gathers engagement, with
-# BLEND_K as $4) and rewritten only if it drifted more than EMBEDDING_DRIFT ($5) from what the
-# index holds. One statement for the whole batch; statistics already include the batch.
+# BLEND_K as $4). One statement for the whole batch; statistics already include the batch.
+# Behaviour lives in clip_behaviour, a narrow table of its own (migration 0019 says why): it is
+# upserted for every clip, in id order, and clip_vectors is written only where the re-blend
+# drifted more than EMBEDDING_DRIFT ($3) from what the index holds. The re-blend reads what the
+# upsert returns, so a clip's behaviour row is written before its clip_vectors row, the order
+# the hourly rebuild (feed.behaviour) writes them in: the two cannot deadlock.
 _PULL_CLIPS = """
 WITH pulled AS (
-    SELECT v.clip_id, v.content, v.embedding,
-           coalesce(v.behaviour, array_fill(0::real, ARRAY[256])::vector(256)) + d.pull AS behaviour,
+    SELECT d.clip_id, v.content, v.embedding,
+           coalesce(b.behaviour, array_fill(0::real, ARRAY[256])::vector(256)) + d.pull AS behaviour,
            $4::float8 / ($4::float8 + greatest(coalesce(s.likes + s.completes + s.shares, 0), 0)) AS alpha
     FROM unnest($1::bigint[], $2::vector(256)[]) AS d (clip_id, pull)
     JOIN clip_vectors v ON v.clip_id = d.clip_id
+    LEFT JOIN clip_behaviour b ON b.clip_id = d.clip_id
     LEFT JOIN clip_stats s ON s.clip_id = d.clip_id
+), saved AS (
+    INSERT INTO clip_behaviour AS b (clip_id, behaviour)
+    SELECT clip_id, behaviour FROM pulled ORDER BY clip_id
+    ON CONFLICT (clip_id) DO UPDATE SET behaviour = EXCLUDED.behaviour, updated_at = now()
+    RETURNING b.clip_id, b.behaviour
 ), blended AS (
-    SELECT clip_id, behaviour, embedding,
-           CASE WHEN vector_norm(behaviour) <= 1e-9 THEN content ELSE l2_normalize(
-               content * array_fill(alpha::real, ARRAY[256])::vector(256)
-               + l2_normalize(behaviour) * array_fill((1 - alpha)::real, ARRAY[256])::vector(256)
+    SELECT p.clip_id, p.embedding,
+           CASE WHEN vector_norm(s.behaviour) <= 1e-9 THEN p.content ELSE l2_normalize(
+               p.content * array_fill(p.alpha::real, ARRAY[256])::vector(256)
+               + l2_normalize(s.behaviour) * array_fill((1 - p.alpha)::real, ARRAY[256])::vector(256)
            ) END AS blend
-    FROM pulled
+    FROM pulled p JOIN saved s ON s.clip_id = p.clip_id
 )
 UPDATE clip_vectors v
-SET behaviour = b.behaviour,
-    embedding = CASE WHEN (b.embedding <=> b.blend) > $3 THEN b.blend ELSE v.embedding END,
-    updated_at = now()
+SET embedding = b.blend, updated_at = now()
 FROM blended b
-WHERE v.clip_id = b.clip_id
+WHERE v.clip_id = b.clip_id AND (b.embedding <=> b.blend) > $3
 """
 
 

@@ -65,7 +65,9 @@ async def test_the_rebuild_writes_behaviour_and_leaves_unmoved_clips_alone(clien
         for c in (cooking if i < 3 else cats) + ([cats[0]] if i < 3 else [])
     ]
     await store_events(conn, events)
-    await conn.execute("UPDATE clip_vectors SET behaviour = NULL, embedding = content")  # as if never learned
+    # As if never learned.
+    await conn.execute("DELETE FROM clip_behaviour")
+    await conn.execute("UPDATE clip_vectors SET embedding = content")
 
     pool = await db.create_pool(database_url, min_size=1, max_size=2)
     try:
@@ -76,6 +78,7 @@ async def test_the_rebuild_writes_behaviour_and_leaves_unmoved_clips_alone(clien
     assert (first.viewers, first.clips) == (6, 8)
     assert first.updated == 8
     assert second.updated == 0  # nothing moved since
+    assert await conn.fetchval("SELECT count(*) FROM clip_behaviour") == 8
     rows = {
         r["clip_id"]: (r["content"].to_numpy(), r["embedding"].to_numpy())
         for r in await conn.fetch("SELECT clip_id, content, embedding FROM clip_vectors")

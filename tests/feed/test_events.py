@@ -62,9 +62,7 @@ async def test_events_are_stored_once_and_move_stats_and_taste(client, users, co
     content = await conn.fetchval("SELECT content FROM clip_vectors WHERE clip_id = $1", clip["id"])
     assert taste["weight"] > 0
     assert float(taste["interest"].to_numpy() @ content.to_numpy()) > 0.9  # bob now leans towards it
-    assert await conn.fetchval(
-        "SELECT behaviour IS NOT NULL FROM clip_vectors WHERE clip_id = $1", clip["id"]
-    )
+    assert await conn.fetchval("SELECT count(*) FROM clip_behaviour WHERE clip_id = $1", clip["id"]) == 1
 
 
 async def test_bad_batches_are_refused_whole(client, users, conn):

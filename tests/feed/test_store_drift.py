@@ -1,5 +1,6 @@
 """The indexed embedding follows behaviour within EMBEDDING_DRIFT: a big move rewrites it (and so
-the HNSW index), a small nudge saves behaviour alone (a cheap, HOT update)."""
+the HNSW index), a small nudge saves behaviour alone (its clip_behaviour row; clip_vectors is not
+written)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ def _event(user_id: int, n: int, clip_id: int, kind: str, watch_ms: int | None =
 
 async def _vectors(conn, clip_id: int):
     row = await conn.fetchrow(
-        "SELECT content, behaviour, embedding FROM clip_vectors WHERE clip_id = $1", clip_id
+        """
+        SELECT v.content, b.behaviour, v.embedding
+        FROM clip_vectors v LEFT JOIN clip_behaviour b ON b.clip_id = v.clip_id
+        WHERE v.clip_id = $1
+        """,
+        clip_id,
     )
     return {k: (v.to_numpy() if v is not None else None) for k, v in row.items()}
 
