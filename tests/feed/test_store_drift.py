@@ -66,3 +66,27 @@ async def test_a_big_move_rewrites_the_embedding_and_a_nudge_saves_behaviour_onl
     nudged = await _vectors(conn, cats["id"])
     assert not np.allclose(nudged["behaviour"], moved["behaviour"])
     assert np.array_equal(nudged["embedding"], moved["embedding"])
+
+
+async def test_engagement_that_does_not_drift_writes_behaviour_only(client, users, conn):
+    alice, bob, carol = await users.make("alice"), await users.make("bob"), await users.make("carol")
+    clip = await make_clip(conn, client, alice, caption="a sleepy kitten naps in a box #cats")
+    await embed_clips(conn, HashedEncoder(), [clip["id"]])
+    vectors_sql = "SELECT xmin::text AS xmin, updated_at FROM clip_vectors WHERE clip_id = $1"
+    behaviour_sql = "SELECT xmin::text AS xmin, updated_at, behaviour FROM clip_behaviour WHERE clip_id = $1"
+    vectors = await conn.fetchrow(vectors_sql, clip["id"])
+    assert await conn.fetchrow(behaviour_sql, clip["id"]) is None  # nothing learned yet
+
+    # Bob's first like: the clip gets a behaviour row. His taste is this clip's own content, so
+    # the blend stays where the index has it and clip_vectors is not written at all.
+    await store_events(conn, [_event(bob.id, 1, clip["id"], "like")])
+    first = await conn.fetchrow(behaviour_sql, clip["id"])
+    assert first is not None
+    assert await conn.fetchrow(vectors_sql, clip["id"]) == vectors
+
+    # Carol watches a little: the behaviour row moves, clip_vectors still untouched.
+    await store_events(conn, [_event(carol.id, 2, clip["id"], "watch", watch_ms=500)])
+    second = await conn.fetchrow(behaviour_sql, clip["id"])
+    assert second["xmin"] != first["xmin"]
+    assert not np.allclose(second["behaviour"].to_numpy(), first["behaviour"].to_numpy())
+    assert await conn.fetchrow(vectors_sql, clip["id"]) == vectors
