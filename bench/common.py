@@ -138,10 +138,12 @@ def servers(
 # for a while holds them there already; a freshly started one copies each 8 kB page in from the
 # OS cache on first touch, which made the first ~10 s of first pages measure that copy (a cold
 # HNSW walk cost 20-40 ms against 5 ms warm). Production does the same with pg_prewarm's
-# autoprewarm worker (docs/OPERATIONS.md).
+# autoprewarm worker (docs/OPERATIONS.md). And the behaviour vectors (clip_behaviour), which the
+# event consumer reads and rewrites for every batch under mixed traffic.
 PREWARM = (
     "clip_vectors_hnsw_idx", "clip_vectors", "clip_vectors_pkey", "clips", "clips_pkey",
     "clip_stats", "clip_stats_pkey", "users", "users_pkey", "follows", "likes", "sessions",
+    "clip_behaviour", "clip_behaviour_pkey",
 )  # fmt: skip
 
 
