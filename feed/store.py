@@ -82,6 +82,12 @@ ON CONFLICT DO NOTHING
 RETURNING user_id, type, clip_id, watch_ms
 """
 
+# The batch's first write, and its clip lock: every clip a batch touches gets its statistics row
+# upserted here, in clip id order (the ids come sorted), and that row stays locked until the
+# commit. A batch stored side by side (by another worker process, or unsplit in this one) that
+# shares a clip waits here, before it has read or written anything else of that clip, so the
+# read-modify-writes that follow (behaviour, embedding) never lose an update and never deadlock.
+# (A separate SELECT … FOR UPDATE on `clips` did the same for 13% of a batch's time.)
 _BUMP_STATS = """
 INSERT INTO clip_stats AS s
     (clip_id, impressions, watches, completes, skips, likes, shares, negatives, watch_ms)
@@ -114,13 +120,6 @@ FROM clips c
 LEFT JOIN clip_vectors v ON v.clip_id = c.id
 WHERE c.id = ANY($1::bigint[])
 ORDER BY c.id
-"""
-
-# Every clip a batch touches, locked in id order before anything else is written, so that
-# batches stored side by side (by other worker processes, or unsplit in this one) wait for each
-# other on a shared clip instead of deadlocking.
-_LOCK_CLIPS = """
-SELECT id FROM clips WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
 
 # Read without a lock: what it is used for (the taste each viewer brings to the clips they
@@ -231,8 +230,7 @@ async def store_events(conn: Conn, events: Sequence[StoredEvent]) -> int:
     new = await conn.fetch(_INSERT_NEW)
     if not new:
         return 0
-    await conn.execute(_LOCK_CLIPS, sorted({row["clip_id"] for row in new}))
-    await _bump_stats(conn, new)
+    await _bump_stats(conn, new)  # first: it locks the batch's clips (see _BUMP_STATS)
     await _move_vectors(conn, new)
     return len(new)
 
