@@ -1,0 +1,12 @@
+-- Keep a clip's content and indexed embedding in its row instead of the TOAST table.
+--
+-- Two vector(256) values make a ~2.1 KB row, just over the 2 KB at which PostgreSQL starts
+-- moving values out of line, so one of them lived in the TOAST table: every read of it (the
+-- event consumer reads content and embedding for each clip a batch touches, a first feed page
+-- the embedding of ~500 candidates) was a second index lookup and heap fetch, and every rewrite
+-- of the embedding a new TOAST row. With toast_tuple_target at 4080, rows up to that size stay
+-- whole. fillfactor goes back to 100: 0014 kept half of each page free so that behaviour updates
+-- could be HOT, but behaviour has its own table now (0019), and every update left here changes
+-- the indexed embedding, which is never HOT. Applies to rows written from now on; VACUUM FULL
+-- clip_vectors (or pg_repack) rewrites the existing ones.
+ALTER TABLE clip_vectors SET (toast_tuple_target = 4080, fillfactor = 100);
