@@ -64,11 +64,21 @@ def ms(seconds: float) -> float:
     return round(1000 * seconds, 1)
 
 
+def cpu_probe() -> float:
+    """Seconds a fixed pure-Python loop takes: the same sandbox has run at very different speeds
+    from one session to the next (0.5 s and 1.5 s), so figures carry this to be compared."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - started, 2)
+
+
 def machine() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"load average before the run {load}"
+        f"load average before the run {load}, a 10-million-step Python loop in {cpu_probe()} s"
     )
 
 
