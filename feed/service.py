@@ -48,6 +48,7 @@ CARDS = Counter(
     "For You cards served, by where they came from (process cache or database)",
     ["source"],
 )
+_CARDS_FROM_PROCESS, _CARDS_FROM_DATABASE = CARDS.labels("process"), CARDS.labels("database")
 TRENDING_HOURS = 24
 TRENDING_DECAY = 0.9  # per hour
 SOURCE_LIMIT = 150
@@ -538,9 +539,9 @@ async def _render(
         else:
             # Ranking leaves out the viewer's own clips and the ones they liked.
             shown[entry.clip_id] = card.raw(liked=False, is_author=False)
-    CARDS.labels("process").inc(len(shown))
+    _CARDS_FROM_PROCESS.inc(len(shown))
     if ask:
-        CARDS.labels("database").inc(len(ask))
+        _CARDS_FROM_DATABASE.inc(len(ask))
         conn = await rt.conn()
         for clip in (await clips.cards(conn, viewer_id=viewer_id, clip_ids=ask, signer=rt.signer)).values():
             card = rt.cards.put(clip)
