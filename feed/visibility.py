@@ -26,11 +26,13 @@ trusted: every page is checked in PostgreSQL, as before.
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from typing import Any
 
 CHANNEL = "riffle_visibility"
+_NEVER = -math.inf
 _WATCHES: weakref.WeakSet[VisibilityWatch] = weakref.WeakSet()  # every watch in this process
 
 
@@ -61,7 +63,7 @@ class VisibilityWatch:
     def __init__(self) -> None:
         self.listening_since: float | None = None  # set by backend.listen
         self._floor = 0.0  # sessions ranked before this are not covered
-        self._cameos = 0.0
+        self._cameos = _NEVER
         self._changes: dict[tuple[str, int], float] = {}
         _WATCHES.add(self)
 
@@ -105,9 +107,9 @@ class VisibilityWatch:
         since = ranked_at - self.margin_s
         changes = self._changes
         return not (
-            changes.get(("c", clip), 0.0) >= since
-            or changes.get(("a", author), 0.0) >= since
-            or (viewer is not None and changes.get(("u", viewer), 0.0) >= since)
+            changes.get(("c", clip), _NEVER) >= since
+            or changes.get(("a", author), _NEVER) >= since
+            or (viewer is not None and changes.get(("u", viewer), _NEVER) >= since)
             or (cameos and self._cameos >= since)
         )
 
