@@ -40,14 +40,26 @@ CREATE TRIGGER users_visibility_changed AFTER UPDATE OF status, suspended_until,
           OR OLD.birth_year IS DISTINCT FROM NEW.birth_year)
     EXECUTE FUNCTION users_visibility_changed();
 
+-- Whether either of two accounts has a cameo whose consent a follow or block between them can
+-- end (cameo_allows): only then are their clips for everyone to be checked again. Otherwise a
+-- popular creator, blocked or unfollowed somewhere every moment, would send every feed session
+-- holding their clips back to PostgreSQL.
+CREATE FUNCTION has_cameo_between(a bigint, b bigint, consent_kinds text[]) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM cameos c WHERE c.owner_id IN (a, b) AND c.deleted_at IS NULL
+                   AND c.consent = ANY (consent_kinds))
+$$;
+
 -- A block hides each side's clips from the other, and the clips either of them made with the
--- other's cameo from everyone (cameo_allows).
+-- other's cameo from everyone.
 CREATE FUNCTION blocks_visibility_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM notify_visibility('u' || NEW.blocker_id);
     PERFORM notify_visibility('u' || NEW.blocked_id);
-    PERFORM notify_visibility('a' || NEW.blocker_id);
-    PERFORM notify_visibility('a' || NEW.blocked_id);
+    IF has_cameo_between(NEW.blocker_id, NEW.blocked_id, ARRAY['approved', 'mutuals', 'everyone']) THEN
+        PERFORM notify_visibility('a' || NEW.blocker_id);
+        PERFORM notify_visibility('a' || NEW.blocked_id);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -59,8 +71,10 @@ CREATE TRIGGER blocks_visibility_changed AFTER INSERT ON blocks
 CREATE FUNCTION follows_visibility_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM notify_visibility('u' || OLD.follower_id);
-    PERFORM notify_visibility('a' || OLD.follower_id);
-    PERFORM notify_visibility('a' || OLD.followee_id);
+    IF has_cameo_between(OLD.follower_id, OLD.followee_id, ARRAY['mutuals']) THEN
+        PERFORM notify_visibility('a' || OLD.follower_id);
+        PERFORM notify_visibility('a' || OLD.followee_id);
+    END IF;
     RETURN NULL;
 END
 $$;

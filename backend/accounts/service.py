@@ -278,9 +278,9 @@ async def follow(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
 async def unfollow(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
     other = await _other(conn, viewer, handle)
     await conn.execute(q.UNFOLLOW, viewer.user_id, other)
-    # Followers-only clips, and clips with a cameo whose consent is "mutuals".
-    visibility.changed(viewer=viewer.user_id, author=viewer.user_id)
-    visibility.changed(author=other)
+    # Their followers-only clips leave this viewer's feed sessions. (Clips made with a cameo
+    # whose consent is "mutuals" are the trigger's to announce, migration 0020.)
+    visibility.changed(viewer=viewer.user_id)
     return await relationship(conn, viewer.user_id, other)
 
 
@@ -288,8 +288,8 @@ async def block(conn: Conn, viewer: Viewer, handle: str) -> Relationship:
     """Block an account: it can no longer see the blocker's profile or interact, and follows
     between the two are removed both ways."""
     other = await _other(conn, viewer, handle)
-    for side in (viewer.user_id, other):  # each side's clips, and clips with each other's cameos
-        visibility.changed(viewer=side, author=side)
+    for side in (viewer.user_id, other):  # each side's clips leave the other's feed sessions
+        visibility.changed(viewer=side)
     await conn.execute(q.BLOCK, viewer.user_id, other)
     await conn.execute(q.UNFOLLOW, viewer.user_id, other)
     await conn.execute(q.UNFOLLOW, other, viewer.user_id)

@@ -13,7 +13,11 @@ from backend.clips.cards import Card, CardCache
 from backend.clips.schemas import Clip, ViewerState
 from backend.redis_pool import create_redis
 from backend.runtime import runtime
+from feed.encoder import HashedEncoder
+from feed.service import embed_clips
 from feed.visibility import VisibilityWatch, changed
+from tests.cameo.test_cameos import cameo
+from tests.factories import make_clip
 from tests.feed.test_feed import COOKING, PRANKS, publish_all
 
 
@@ -131,6 +135,32 @@ async def test_a_block_or_suspension_elsewhere_hides_the_authors_clips(app, clie
     rest = await _rest(client, viewer, page["next_cursor"], limit=1)
     assert rest
     assert set(rest) <= set(from_carol)
+
+
+async def test_an_unfollow_ends_mutual_consent_for_every_viewer_and_other_unfollows_hide_nothing(
+    app, client, users, conn, watch
+):
+    alice, bob, carol, viewer = [await users.make(h) for h in ("alice", "bob", "carol", "viewer")]
+    made = await cameo(client, conn, alice, consent="mutuals")
+    await client.put("/v1/users/alice/follow", headers=bob.headers)
+    await client.put("/v1/users/bob/follow", headers=alice.headers)
+    with_cameo = (await make_clip(conn, client, bob, cameo_ids=[made["id"]]))["id"]
+    await embed_clips(conn, HashedEncoder(), [with_cameo])
+    await publish_all(conn, client, carol, COOKING[:3])  # newer: ranked before it
+    page = await _first_page(client, viewer, limit=1)
+    assert with_cameo in await _queued(app, viewer, page["next_cursor"])
+    # An unfollow between two accounts without such a cameo leaves their clips alone...
+    await conn.execute("INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)", viewer.id, carol.id)
+    await conn.execute("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2", viewer.id, carol.id)
+    assert await _until(lambda: not watch.unchanged(0, clip=0, author=0, viewer=viewer.id, cameos=False))
+    assert watch.unchanged(0, clip=0, author=carol.id, viewer=None, cameos=False)
+    # ...while Alice unfollowing Bob (elsewhere) ends her consent to his clip with her cameo.
+    await conn.execute("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2", alice.id, bob.id)
+    assert await _until(lambda: not watch.unchanged(0, clip=0, author=bob.id, viewer=None, cameos=False))
+    other = await users.make("other")
+    page_of_other = await _first_page(client, other, limit=1)  # a session ranked after: not offered
+    assert with_cameo not in await _queued(app, other, page_of_other["next_cursor"])
+    assert with_cameo not in await _rest(client, viewer, page["next_cursor"], limit=1)
 
 
 async def test_changes_made_through_this_process_apply_at_once(client, users, conn, watch):
