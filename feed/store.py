@@ -125,7 +125,7 @@ ORDER BY c.id
 # Read without a lock: what it is used for (the taste each viewer brings to the clips they
 # engaged with) tolerates another consumer's batch landing meanwhile.
 _USERS = """
-SELECT user_id, interest, weight, updated_at FROM user_vectors WHERE user_id = ANY($1::bigint[])
+SELECT user_id, interest, updated_at FROM user_vectors WHERE user_id = ANY($1::bigint[])
 """
 
 # Each viewer's interest decays by its age and takes this batch's engagement, in one atomic
@@ -266,8 +266,9 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
     users = {r["user_id"]: r for r in await conn.fetch(_USERS, user_ids)}
     now = datetime.now(UTC)
 
-    # Viewers first: their new interest is what they bring to the clips they engaged with.
-    interest: dict[int, np.ndarray] = {}
+    # Viewers first: their new interest (as a unit vector) is what they bring to the clips they
+    # engaged with.
+    taste: dict[int, np.ndarray] = {}
     added: list[tuple[int, np.ndarray, float]] = []  # what this batch adds to each viewer's interest
     by_user: dict[int, list[Any]] = defaultdict(list)  # once, not a scan of the batch per viewer
     for event in new:
@@ -286,23 +287,22 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
             continue
         added.append((user_id, delta.astype(np.float32), delta_weight))
         row = users.get(user_id)
+        interest = delta
         if row is not None and row["interest"] is not None:
             age = (now - row["updated_at"]).total_seconds()
-            interest[user_id] = row["interest"].to_numpy() * _decay(age, INTEREST_HALF_LIFE_DAYS) + delta
-        else:
-            interest[user_id] = delta
+            interest = row["interest"].to_numpy() * _decay(age, INTEREST_HALF_LIFE_DAYS) + delta
+        if (unit_interest := unit(interest)) is not None:
+            taste[user_id] = unit_interest
 
     # Then the clips: each positive engagement pulls the clip's behaviour towards its viewer.
     pulls: dict[int, np.ndarray] = {}
     for event in new:
         clip = clips.get(event["clip_id"])
-        taste = interest.get(event["user_id"])
+        viewer = taste.get(event["user_id"])
         w = event_weight(event["type"], event["watch_ms"], clip["duration_ms"] if clip else None)
-        if clip is None or clip["content"] is None or taste is None or w <= 0:
+        if clip is None or clip["content"] is None or viewer is None or w <= 0:
             continue
-        unit_taste = unit(taste)
-        if unit_taste is not None:
-            pulls[clip["id"]] = pulls.get(clip["id"], 0.0) + w * unit_taste
+        pulls[clip["id"]] = pulls.get(clip["id"], 0.0) + w * viewer
     if pulls:
         ids = sorted(pulls)
         await conn.execute(
