@@ -657,7 +657,7 @@ async def seed_database(
         )
         await conn.execute(
             """
-            UPDATE clips c SET view_count = s.impressions, like_count = s.likes, share_count = s.shares
+            UPDATE clips c SET like_count = s.likes, share_count = s.shares
             FROM clip_stats s WHERE s.clip_id = c.id AND c.id BETWEEN $1 AND $2
             """,
             clip0 + 1,

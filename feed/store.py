@@ -105,11 +105,6 @@ ON CONFLICT (clip_id) DO UPDATE SET
     updated_at = now()
 """
 
-_BUMP_VIEWS = """
-UPDATE clips c SET view_count = c.view_count + v.n
-FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n) WHERE c.id = v.id
-"""
-
 # What the consumer needs of a batch's clips in Python: their content (what a viewer's interest
 # moves towards) and length (how much of it a watch saw). Behaviour and the indexed embedding
 # stay in PostgreSQL (_PULL_CLIPS): shipping three vectors per clip to Python and back made
@@ -248,10 +243,7 @@ async def _bump_stats(conn: Conn, new: Sequence[Any]) -> None:
             counts[7] += row["watch_ms"]
     ids = sorted(per_clip)
     columns = list(zip(*(per_clip[i] for i in ids), strict=True))
-    await conn.execute(_BUMP_STATS, ids, *[list(c) for c in columns])
-    views = [(i, per_clip[i][0]) for i in ids if per_clip[i][0]]
-    if views:
-        await conn.execute(_BUMP_VIEWS, [i for i, _ in views], [n for _, n in views])
+    await conn.execute(_BUMP_STATS, ids, *[list(c) for c in columns])  # (a clip's views: impressions)
 
 
 async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:

@@ -226,7 +226,7 @@ async def bill_views(conn: Conn, *, batch: int = 100) -> int:
         row = await conn.fetchrow(q.LOCK_CAMPAIGN, due["id"])
         if row is None or row["status"] != "active":
             continue
-        views = await conn.fetchval("SELECT view_count FROM clips WHERE id = $1", row["clip_id"])
+        views = await conn.fetchval("SELECT impressions FROM clip_stats WHERE clip_id = $1", row["clip_id"])
         thousands = (int(views or 0) - row["billed_views"]) // 1000
         if thousands <= 0:
             continue

@@ -318,7 +318,7 @@ billed_views, status, created_at, updated_at
 INSERT_CAMPAIGN = f"""
 INSERT INTO campaigns (advertiser_id, clip_id, product_id, billing, rate_minor, currency, budget_minor,
                        billed_views)
-VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce((SELECT view_count FROM clips WHERE id = $2), 0))
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce((SELECT impressions FROM clip_stats WHERE clip_id = $2), 0))
 RETURNING {CAMPAIGN_COLUMNS}
 """
 
@@ -372,8 +372,8 @@ ORDER BY id
 
 # Active pay-per-thousand-views campaigns whose clip has a thousand views not yet billed.
 CPM_DUE = """
-SELECT k.id FROM campaigns k JOIN clips c ON c.id = k.clip_id
-WHERE k.status = 'active' AND k.billing = 'cpm' AND c.view_count - k.billed_views >= 1000
+SELECT k.id FROM campaigns k JOIN clip_stats s ON s.clip_id = k.clip_id
+WHERE k.status = 'active' AND k.billing = 'cpm' AND s.impressions - k.billed_views >= 1000
 ORDER BY k.id
 LIMIT $1
 """

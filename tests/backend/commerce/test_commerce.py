@@ -742,7 +742,11 @@ async def test_campaigns_bill_views_by_the_thousand_and_end_with_a_refund(client
     assert made.status_code == 201
     assert again.json()["id"] == made.json()["id"]  # the same key makes it once
     campaign = made.json()
-    await conn.execute("UPDATE clips SET view_count = view_count + 2500 WHERE id = $1", clip["id"])
+    await conn.execute(
+        "INSERT INTO clip_stats (clip_id, impressions) VALUES ($1, 2500) "
+        "ON CONFLICT (clip_id) DO UPDATE SET impressions = clip_stats.impressions + 2500",
+        clip["id"],
+    )
     async with conn.transaction():
         assert await campaigns.bill_views(conn) == 1
     async with conn.transaction():

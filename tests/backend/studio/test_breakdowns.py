@@ -79,7 +79,7 @@ async def test_a_breakdown_has_the_clips_structure_and_numbers(client, users, co
     m = b["metrics"]
     assert (m["impressions"], m["watches"], m["completes"], m["likes"], m["shares"]) == (200, 150, 90, 30, 10)
     assert (m["completion_rate"], m["like_rate"], m["share_rate"]) == (0.45, 0.15, 0.05)
-    assert (m["views"], m["comments"], m["remixes"]) == (0, 0, 0)
+    assert (m["views"], m["comments"], m["remixes"]) == (200, 0, 0)  # a clip's views are its impressions
     again = await client.get(f"/v1/breakdowns/{b['id']}", headers=alice.headers)
     assert again.json() == b
     # Another user's breakdown is not theirs to read.
