@@ -4,13 +4,13 @@ each exactly once (no deadlock, no lost update)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backend.redis_pool import create_redis
 from feed.encoder import HashedEncoder
-from feed.ingest import EventConsumer
+from feed.ingest import EventConsumer, keys
 from feed.service import embed_clips
 from tests.factories import make_clip
 
@@ -66,3 +66,47 @@ async def test_two_consumers_on_shared_clips_count_every_event_once(
     assert await conn.fetchval("SELECT count(*) FROM events") == sent
     totals = await conn.fetchrow("SELECT sum(impressions) AS i, sum(likes) AS l FROM clip_stats")
     assert (totals["i"], totals["l"]) == (sent * 4 // 5, sent // 5)
+
+
+async def test_a_batch_moves_trending_by_hour_and_each_viewers_seen_set(client, users, conn, settings, pool):
+    alice, bob, carol = await users.make("alice"), await users.make("bob"), await users.make("carol")
+    a, b, c = [await make_clip(conn, client, alice) for _ in range(3)]
+    now = datetime.now(UTC)
+    hour_ago = now - timedelta(hours=1)
+
+    def event(n: int, kind: str, clip: dict, at: datetime, **extra: object) -> dict:
+        return {"client_event_id": f"e{n}", "type": kind, "clip_id": clip["id"], "at": at.isoformat()} | extra
+
+    bobs = [
+        event(1, "impression", a, now),
+        event(2, "watch", a, now, watch_ms=1000),
+        event(3, "like", a, now),
+        event(4, "tap", b, now),  # a tap counts for trending; what was tapped was seen already
+        event(5, "skip", c, now),  # seen, and nothing for trending
+        event(6, "share", c, hour_ago),
+    ]
+    carols = [event(1, "complete", b, now)]
+    for viewer, batch in ((bob, bobs), (carol, carols)):
+        r = await client.post("/v1/events", json={"events": batch}, headers=viewer.headers)
+        assert r.status_code == 202, r.text
+
+    redis = create_redis(settings.redis_url)
+    try:
+        consumer = EventConsumer(pool, redis, settings.redis_prefix, name="c")
+        await consumer.ensure_group()
+        assert await consumer.step(block_ms=None) == 7
+        k = keys(settings.redis_prefix)
+        this_hour, last_hour = (
+            k("trending", int(now.timestamp() // 3600)),
+            k("trending", int(hour_ago.timestamp() // 3600)),
+        )
+        assert await redis.zscore(this_hour, a["id"]) == pytest.approx(0.05 + 0.3 + 2.0)
+        assert await redis.zscore(this_hour, b["id"]) == pytest.approx(1.0 + 1.0)
+        assert await redis.zscore(this_hour, c["id"]) is None
+        assert await redis.zrange(last_hour, 0, -1, withscores=True) == [(str(c["id"]).encode(), 3.0)]
+        assert {int(m) for m in await redis.smembers(k("seen", bob.id))} == {a["id"], c["id"]}
+        assert {int(m) for m in await redis.smembers(k("seen", carol.id))} == {b["id"]}
+        for key in (this_hour, last_hour, k("seen", bob.id), k("seen", carol.id)):
+            assert await redis.ttl(key) > 0
+    finally:
+        await redis.aclose()
