@@ -246,6 +246,14 @@ async def _bump_stats(conn: Conn, new: Sequence[Any]) -> None:
     await conn.execute(_BUMP_STATS, ids, *[list(c) for c in columns])  # (a clip's views: impressions)
 
 
+def _group_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys`` (ascending) and, for each, the sum of its rows of ``values``."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(values[order], starts, axis=0)
+
+
 async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
     # Impressions move no vector: reading their clips' vectors was a third of the
     # reads for nothing.
@@ -253,62 +261,57 @@ async def _move_vectors(conn: Conn, new: Sequence[Any]) -> None:
     if not new:
         return
     clip_ids = sorted({row["clip_id"] for row in new})
-    clips = {r["id"]: r for r in await conn.fetch(_CLIPS, clip_ids)}
-    user_ids = sorted({row["user_id"] for row in new})
-    users = {r["user_id"]: r for r in await conn.fetch(_USERS, user_ids)}
-    now = datetime.now(UTC)
+    clips = {r["id"]: r for r in await conn.fetch(_CLIPS, clip_ids) if r["content"] is not None}
+    # Each engagement as (viewer, clip, weight), clips as rows of one matrix: the sums below are
+    # numpy over the batch rather than a vector allocated per event (which was most of the
+    # consumer's own time).
+    engaged = [
+        (row["user_id"], row["clip_id"], w)
+        for row in new
+        if (clip := clips.get(row["clip_id"])) is not None
+        and (w := event_weight(row["type"], row["watch_ms"], clip["duration_ms"]))
+    ]
+    if not engaged:
+        return
+    row_of = {clip_id: i for i, clip_id in enumerate(clips)}
+    content = np.stack([clip["content"].to_numpy() for clip in clips.values()])
+    users = np.array([u for u, _, _ in engaged], dtype=np.int64)
+    clip_row = np.array([row_of[c] for _, c, _ in engaged], dtype=np.int64)
+    weights = np.array([w for _, _, w in engaged], dtype=np.float32)
 
-    # Viewers first: their new interest (as a unit vector) is what they bring to the clips they
-    # engaged with.
-    taste: dict[int, np.ndarray] = {}
-    added: list[tuple[int, np.ndarray, float]] = []  # what this batch adds to each viewer's interest
-    by_user: dict[int, list[Any]] = defaultdict(list)  # once, not a scan of the batch per viewer
-    for event in new:
-        by_user[event["user_id"]].append(event)
-    for user_id in user_ids:
-        delta, delta_weight = np.zeros(256, dtype=np.float32), 0.0
-        for event in by_user[user_id]:
-            clip = clips.get(event["clip_id"])
-            if clip is None or clip["content"] is None:
-                continue
-            w = event_weight(event["type"], event["watch_ms"], clip["duration_ms"])
-            if w:
-                delta = delta + w * clip["content"].to_numpy()
-                delta_weight += abs(w)
-        if not delta_weight:
-            continue
-        added.append((user_id, delta.astype(np.float32), delta_weight))
-        row = users.get(user_id)
-        interest = delta
+    # Viewers first: what the batch adds to each one's interest, and their new interest (as a
+    # unit vector) that they bring to the clips they engaged with.
+    user_ids, deltas = _group_sum(users, weights[:, None] * content[clip_row])
+    _, delta_weights = _group_sum(users, np.abs(weights))
+    rows = {r["user_id"]: r for r in await conn.fetch(_USERS, user_ids.tolist())}
+    now = datetime.now(UTC)
+    interests = deltas.copy()
+    for i, user_id in enumerate(user_ids.tolist()):
+        row = rows.get(user_id)
         if row is not None and row["interest"] is not None:
             age = (now - row["updated_at"]).total_seconds()
-            interest = row["interest"].to_numpy() * _decay(age, INTEREST_HALF_LIFE_DAYS) + delta
-        if (unit_interest := unit(interest)) is not None:
-            taste[user_id] = unit_interest
+            interests[i] += row["interest"].to_numpy() * _decay(age, INTEREST_HALF_LIFE_DAYS)
+    norms = np.linalg.norm(interests, axis=1)
+    has_taste = norms > 1e-9
+    tastes = interests / np.where(has_taste, norms, 1.0)[:, None]
 
     # Then the clips: each positive engagement pulls the clip's behaviour towards its viewer.
-    pulls: dict[int, np.ndarray] = {}
-    for event in new:
-        clip = clips.get(event["clip_id"])
-        viewer = taste.get(event["user_id"])
-        w = event_weight(event["type"], event["watch_ms"], clip["duration_ms"] if clip else None)
-        if clip is None or clip["content"] is None or viewer is None or w <= 0:
-            continue
-        pulls[clip["id"]] = pulls.get(clip["id"], 0.0) + w * viewer
-    if pulls:
-        ids = sorted(pulls)
+    viewer = np.searchsorted(user_ids, users)
+    pulling = (weights > 0) & has_taste[viewer]
+    if pulling.any():
+        rows_pulled, pulls = _group_sum(clip_row[pulling], weights[pulling, None] * tastes[viewer[pulling]])
         await conn.execute(
             _PULL_CLIPS,
-            ids,
-            [Vector(pulls[i].astype(np.float32)) for i in ids],  # (an ndarray would read as 2-D)
+            np.fromiter(clips, dtype=np.int64, count=len(clips))[rows_pulled].tolist(),
+            [Vector(p) for p in pulls.astype(np.float32)],  # (an ndarray would read as 2-D)
             EMBEDDING_DRIFT,
             BLEND_K,
         )
-    if added:  # last: the viewers' rows stay locked only until the commit that follows
-        await conn.execute(
-            _ADD_TO_USERS,
-            [u for u, _, _ in added],
-            [Vector(v) for _, v, _ in added],  # (an ndarray would read as a row of a 2-D array)
-            [w for _, _, w in added],
-            INTEREST_HALF_LIFE_DAYS * 86400.0,
-        )
+    # Last: the viewers' rows stay locked only until the commit that follows.
+    await conn.execute(
+        _ADD_TO_USERS,
+        user_ids.tolist(),
+        [Vector(d) for d in deltas.astype(np.float32)],  # (an ndarray would read as a row of a 2-D array)
+        delta_weights.astype(np.float64).tolist(),
+        INTEREST_HALF_LIFE_DAYS * 86400.0,
+    )
