@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from feed.encoder import HashedEncoder
 from feed.service import embed_clips
@@ -61,3 +62,32 @@ async def test_batches_side_by_side_both_land_in_the_interest(client, users, con
     await asyncio.gather(*(store(b) for b in batches))  # no update lost without a row lock held
     _, weight = await _interest(conn, viewer.id)
     assert abs(weight - 6 * WEIGHTS["like"]) < 1e-6
+
+
+async def test_a_batch_delivered_again_counts_only_what_is_new(client, users, conn):
+    alice, viewer = await users.make("alice"), await users.make("viewer")
+    cats = await make_clip(conn, client, alice, caption="a sleepy kitten naps in a box #cats")
+    await embed_clips(conn, HashedEncoder(), [cats["id"]])
+    first = [_event(viewer.id, 1, cats["id"], "like"), _event(viewer.id, 2, cats["id"], "impression")]
+    assert await store_events(conn, first) == 2
+    interest, weight = await _interest(conn, viewer.id)
+    # Delivered again with one new event, which the batch also holds twice.
+    again = [*first, _event(viewer.id, 3, cats["id"], "share")]
+    assert await store_events(conn, [*again, again[-1]]) == 1
+    stats = await conn.fetchrow(
+        "SELECT impressions, likes, shares FROM clip_stats WHERE clip_id = $1", cats["id"]
+    )
+    assert tuple(stats) == (1, 1, 1)
+    assert await conn.fetchval("SELECT count(*) FROM events WHERE user_id = $1", viewer.id) == 3
+    moved, moved_weight = await _interest(conn, viewer.id)
+    # The like and the impression counted once (the old weight decays by the milliseconds since).
+    assert moved_weight == pytest.approx(weight + WEIGHTS["share"], rel=1e-6)
+    assert not np.allclose(moved, interest)
+    # Nothing left half-written by the attempt that found the repeats: the same batch once more
+    # stores nothing and moves nothing.
+    assert await store_events(conn, again) == 0
+    assert tuple(
+        await conn.fetchrow(
+            "SELECT impressions, likes, shares FROM clip_stats WHERE clip_id = $1", cats["id"]
+        )
+    ) == (1, 1, 1)
