@@ -10,9 +10,10 @@ watches, completions, skips, likes, shares on random seeded clips) for USERS sig
 over CONNECTIONS concurrent connections until EVENTS events are sent.
 
 While it runs, the events stored and the stream's backlog are sampled from the stream every
-second (every 100 ms while it drains); the run's rows in PostgreSQL are counted at the end. Reports: events accepted (202) and the API's acceptance rate; the stored rate over the
-whole run (first request to last event in PostgreSQL) and over the steady part; the largest
-backlog; and that nothing was lost or doubled: rows in PostgreSQL = events accepted.
+second (every 100 ms while it drains); the run's rows in PostgreSQL are counted at the end.
+Reports: events accepted (202) and the API's acceptance rate; the stored rate over the whole
+run (first request to last event stored) and over the steady part; the largest backlog; and
+that nothing was lost or doubled: rows in PostgreSQL = events accepted.
 
 Run: `.venv/bin/python bench/ingest.py [--events 300000] [--connections 32] [--users 256]`.
 """

@@ -67,8 +67,10 @@ m.id, m.kind, m.target, m.target_id, m.subject_id, m.status, m.report_count, m.a
 m.claimed_by, m.claimed_until, m.decided_by, m.action, m.action_reason, m.decided_at, m.appeal_of,
 m.created_at, m.updated_at,
 (m.report_count + 3 * m.auto_flags + CASE WHEN m.kind = 'appeal' THEN 5 ELSE 0 END
- + ln(1 + coalesce((SELECT s.impressions FROM clip_stats s WHERE m.target = 'clip' AND s.clip_id = m.target_id),
-                   (SELECT u.follower_count FROM users u WHERE u.id = m.subject_id), 0)))::float8 AS priority,
+ + ln(1 + CASE WHEN m.target = 'clip'
+     THEN coalesce((SELECT s.impressions FROM clip_stats s WHERE s.clip_id = m.target_id), 0)
+     ELSE coalesce((SELECT u.follower_count FROM users u WHERE u.id = m.subject_id), 0)
+ END))::float8 AS priority,
 m.statement
 """
 

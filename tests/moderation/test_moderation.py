@@ -3,6 +3,7 @@ the HTTP API as reporters, moderators and the people affected use it."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 
@@ -307,3 +308,30 @@ async def test_the_queue_pages_by_priority_and_a_decision_between_pages_skips_no
     assert rest.json()["next_cursor"] is None
     forged = await client.get("/v1/moderation/queue", params={"cursor": "abc"}, headers=mod.headers)
     assert forged.status_code == 400
+
+
+async def test_a_clips_reach_is_its_views_and_an_accounts_its_followers(client, users, conn) -> None:
+    author, mod, reporter = (
+        await users.make("author"),
+        await users.make("mod", role="moderator"),
+        await users.make("rep"),
+    )
+    await conn.execute("UPDATE users SET follower_count = 10000 WHERE id = $1", author.id)
+    quiet = await make_clip(conn, client, author, visibility="public")
+    seen = await make_clip(conn, client, author, visibility="public")
+    await conn.execute("INSERT INTO clip_stats (clip_id, impressions) VALUES ($1, 99)", seen["id"])
+    cases = {
+        name: (await _report(client, reporter, target, target_id)).json()["case_id"]
+        for name, target, target_id in (
+            ("quiet", "clip", quiet["id"]),
+            ("seen", "clip", seen["id"]),
+            ("account", "user", author.id),
+        )
+    }
+    queue = (await client.get("/v1/moderation/queue", headers=mod.headers)).json()["items"]
+    priority = {c["id"]: c["priority"] for c in queue}
+    # One report each; reach is ln(1 + views) for a clip (none seen yet: nothing, not the
+    # author's followers) and ln(1 + followers) for an account.
+    assert priority[cases["quiet"]] == pytest.approx(1.0)
+    assert priority[cases["seen"]] == pytest.approx(1 + math.log(100))
+    assert priority[cases["account"]] == pytest.approx(1 + math.log(10001))
