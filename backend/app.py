@@ -180,6 +180,7 @@ def create_app(settings: Settings) -> Litestar:
                 sessions=sessions,
                 cards=CardCache(min(settings.card_cache_s, settings.media_url_ttl_s / 10)),
                 visibility=visibility,
+                rankings=asyncio.Semaphore(settings.feed_rankings),
             )
             worker = build_worker(res, settings) if settings.run_worker else None
             if worker is not None:

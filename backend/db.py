@@ -151,12 +151,18 @@ class LazyConn:
             self._conn = await self._stack.enter_async_context(self._pool.acquire())
         return self._conn
 
+    async def release(self) -> None:
+        """Give the connection back now (a later call takes one again): before waiting on
+        something else, so that waiting never holds a connection others need."""
+        self._conn = None
+        await self._stack.aclose()
+        self._stack = contextlib.AsyncExitStack()
+
     async def __aenter__(self) -> LazyConn:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._conn = None
-        await self._stack.aclose()
+        await self.release()
 
 
 # --- migrations -----------------------------------------------------------------------------

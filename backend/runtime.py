@@ -7,6 +7,7 @@ Litestar's dependency injection: ``conn`` (a connection in the request's transac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -65,6 +66,7 @@ class Runtime:
     sessions: SessionCache
     cards: CardCache
     visibility: VisibilityWatch
+    rankings: asyncio.Semaphore  # feed rankings running at once (RIFFLE_FEED_RANKINGS)
 
 
 def runtime(state: State) -> Runtime:

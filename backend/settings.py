@@ -261,6 +261,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     feed_session_ttl_s: Annotated[
         int, _doc("Seconds a feed session (and its cursor) stays valid.", ge=60)
     ] = 1800
+    feed_rankings: Annotated[
+        int,
+        _doc(
+            "Feed sessions one API process ranks at once (first pages, refills); more wait their "
+            "turn without holding a database connection, so later pages never queue behind them.",
+            ge=1,
+            le=64,
+        ),
+    ] = 4
     events_per_request: Annotated[int, _doc("Most events one POST /v1/events may carry.", ge=1, le=1000)] = (
         100
     )

@@ -115,6 +115,7 @@ class FeedController(Controller):
                     cards=rt.cards,
                     watch=rt.visibility,
                     signer=Signer(rt.settings, rt.signing_key),
+                    rankings=rt.rankings,
                 ),
                 viewer_id=viewer.user_id if viewer else None,
                 cursor=cursor,

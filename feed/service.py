@@ -10,6 +10,7 @@ session and refill it when it runs low, so nothing repeats within a session.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import random
@@ -462,6 +463,7 @@ class FeedRuntime:
     cards: CardCache
     watch: VisibilityWatch
     signer: Signer
+    rankings: asyncio.Semaphore
 
 
 async def for_you(
@@ -469,6 +471,12 @@ async def for_you(
 ) -> RenderedPage:
     """A page of the For You feed. ``teen``: only teen-safe clips (teen viewers, and anyone
     signed out, whose age is unknown).
+
+    Ranking (a first page, or a session run dry) waits for one of the process's
+    ``rankings`` slots with no connection held: a ranking keeps a connection busy for tens of
+    milliseconds, and with every connection held by one, later pages (one short query, when
+    any) queued behind them for the pool (p99 828 ms on bench/feed_load.py's mixed phase, 48 ms
+    with four slots, for the same throughput).
 
     The cursor carries the session, the place in it and when it was ranked. A later page
     serves each clip as ranked (its card from the process's cache) unless something that
@@ -505,7 +513,10 @@ async def for_you(
                 "this feed session has expired; start again without a cursor", code="feed_expired"
             )
         if not raw:
-            if not await _refill(await rt.conn(), rt.redis, settings, key, viewer_id, teen=teen):
+            await rt.conn.release()
+            async with rt.rankings:
+                refilled = await _refill(await rt.conn(), rt.redis, settings, key, viewer_id, teen=teen)
+            if not refilled:
                 break
             continue
         entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
