@@ -108,12 +108,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "proxy_headers": settings.trust_forwarded_for,
             "timeout_graceful_shutdown": 10,
         }
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler
+        # it found. The default one ends the process on the spot, before `services` stops the
+        # embedded PostgreSQL (a daemon of its own, left running) and Redis; this one unwinds.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         if settings.workers == 1:
             uvicorn.run(create_app(settings), **common)
         else:
             _share_metrics(Path(settings.data_dir) / "metrics")
             uvicorn.run("backend.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _share_metrics(folder: Path) -> None:

@@ -76,3 +76,43 @@ def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_
     assert proc.returncode == 0, out
     assert f"Riffle API      http://127.0.0.1:{port}" in out
     assert "/docs" in out
+
+
+def test_riffle_serve_on_sigterm_stops_the_servers_it_started(tmp_path):
+    """As a service manager stops it: the embedded PostgreSQL (a daemon of its own) and Redis
+    go down with it, rather than being left running on the data folder."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
+        "RIFFLE_DATA_DIR": str(tmp_path),
+        "RIFFLE_RUN_WORKER": "false",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            proc.kill()
+            raise AssertionError("server did not become ready:\n" + proc.communicate()[0])
+        postgres = int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
+        redis = int((tmp_path / "redis" / "redis.pid").read_text().strip())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    for pid in (postgres, redis):
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}"), f"process {pid} outlived riffle serve"
