@@ -33,13 +33,15 @@ VISIBLE = """
 )
 """
 
-CARD_COLUMNS = """
+# A clip's views: the impressions the event pipeline has stored (none before any).
+VIEW_COUNT = "coalesce((SELECT s.impressions FROM clip_stats s WHERE s.clip_id = c.id), 0) AS view_count"
+
+CARD_COLUMNS = f"""
     c.id, c.author_id, u.handle, u.display_name, u.avatar_url, c.status, c.caption, c.hashtags,
     c.mentions, c.visibility, c.allow_remix, c.allow_comments, c.model, c.video_media_id,
     c.poster_media_id, c.duration_ms, c.width, c.height, c.like_count,
     c.comment_count, c.share_count, c.remix_count, c.parent_id, c.root_id, c.depth, c.cameo_ids,
-    c.take_id, c.created_at, c.published_at,
-    coalesce((SELECT s.impressions FROM clip_stats s WHERE s.clip_id = c.id), 0) AS view_count,
+    c.take_id, c.created_at, c.published_at, {VIEW_COUNT},
     (p.id IS NOT NULL AND p.status = 'published') AS parent_available,
     EXISTS (SELECT 1 FROM likes l WHERE l.user_id = $1 AND l.clip_id = c.id) AS liked,
     (SELECT jsonb_agg(jsonb_build_object(
@@ -182,7 +184,6 @@ USERS_BY_HANDLE = "SELECT id, lower(handle) AS handle FROM users WHERE lower(han
 # What a breakdown of a published clip reads: its words and its counters.
 SOURCE = f"""
 SELECT c.id, c.author_id, c.prompt, c.caption, c.duration_ms, c.like_count, c.comment_count,
-       c.share_count, c.remix_count,
-       coalesce((SELECT s.impressions FROM clip_stats s WHERE s.clip_id = c.id), 0) AS view_count
+       c.share_count, c.remix_count, {VIEW_COUNT}
 FROM clips c WHERE c.id = $2 AND c.status = 'published' AND {VISIBLE}
 """
