@@ -292,10 +292,10 @@ async def _move_vectors(conn: Conn, new: Sequence[StoredEvent]) -> None:
     ]
     if not engaged:
         return
-    row_of = {clip_id: i for i, clip_id in enumerate(clips)}
+    clip_order = np.fromiter(clips, dtype=np.int64, count=len(clips))  # ascending (_CLIPS)
     content = np.stack([clip["content"].to_numpy() for clip in clips.values()])
     users = np.array([u for u, _, _ in engaged], dtype=np.int64)
-    clip_row = np.array([row_of[c] for _, c, _ in engaged], dtype=np.int64)
+    clip_row = np.searchsorted(clip_order, [c for _, c, _ in engaged])
     weights = np.array([w for _, _, w in engaged], dtype=np.float64)  # (vectors stay float32)
 
     # Viewers first: what the batch adds to each one's interest, and their new interest (as a
@@ -321,7 +321,7 @@ async def _move_vectors(conn: Conn, new: Sequence[StoredEvent]) -> None:
         rows_pulled, pulls = _group_sum(clip_row[pulling], weights[pulling, None] * tastes[viewer[pulling]])
         await conn.execute(
             _PULL_CLIPS,
-            np.fromiter(clips, dtype=np.int64, count=len(clips))[rows_pulled].tolist(),
+            clip_order[rows_pulled].tolist(),
             [Vector(p) for p in pulls.astype(np.float32)],  # (an ndarray would read as 2-D)
             EMBEDDING_DRIFT,
             BLEND_K,
