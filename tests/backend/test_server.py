@@ -14,36 +14,43 @@ from backend.embedded import free_port
 from tests.factories import PASSWORD
 
 
-def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_url, tmp_path):
+def _serve(*args: str, within_s: float, **settings: str) -> tuple[subprocess.Popen[str], str]:
+    """`riffle serve` on a free port with only these RIFFLE_* settings, once it answers
+    /readyz: the process and its base URL."""
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
-        "RIFFLE_DATABASE_URL": database_url,
-        "RIFFLE_REDIS_URL": redis_url,
-        "RIFFLE_DATA_DIR": str(tmp_path),
-        "RIFFLE_ARGON2_MEMORY_KIB": "64",
-        "RIFFLE_ARGON2_TIME_COST": "1",
-        "RIFFLE_METRICS_TOKEN": "scrape-me",
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")} | settings
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("server did not become ready:\n" + proc.communicate()[0])
+
+
+def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_url, tmp_path):
+    proc, base = _serve(
+        "--workers",
+        "2",
+        within_s=30,
+        RIFFLE_DATABASE_URL=database_url,
+        RIFFLE_REDIS_URL=redis_url,
+        RIFFLE_DATA_DIR=str(tmp_path),
+        RIFFLE_ARGON2_MEMORY_KIB="64",
+        RIFFLE_ARGON2_TIME_COST="1",
+        RIFFLE_METRICS_TOKEN="scrape-me",
+    )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-            raise AssertionError("server did not become ready:\n" + proc.communicate()[0])
         with httpx.Client(base_url=base, timeout=10) as http:
             assert (
                 http.post(
@@ -74,37 +81,15 @@ def test_riffle_serve_answers_on_a_socket_and_stops_cleanly(database_url, redis_
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
-    assert f"Riffle API      http://127.0.0.1:{port}" in out
+    assert f"Riffle API      {base}" in out
     assert "/docs" in out
 
 
 def test_riffle_serve_on_sigterm_stops_the_servers_it_started(tmp_path):
     """As a service manager stops it: the embedded PostgreSQL (a daemon of its own) and Redis
     go down with it, rather than being left running on the data folder."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
-        "RIFFLE_DATA_DIR": str(tmp_path),
-        "RIFFLE_RUN_WORKER": "false",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, _ = _serve(within_s=60, RIFFLE_DATA_DIR=str(tmp_path), RIFFLE_RUN_WORKER="false")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-            raise AssertionError("server did not become ready:\n" + proc.communicate()[0])
         postgres = int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
         redis = int((tmp_path / "redis" / "redis.pid").read_text().strip())
     finally:
