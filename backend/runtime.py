@@ -31,6 +31,7 @@ from backend.ratelimit import Limiter
 from backend.realtime.hub import Hub
 from backend.redis_pool import Redis
 from backend.settings import Settings
+from feed import ready
 from feed.encoder import Encoder
 from feed.visibility import VisibilityWatch
 
@@ -72,6 +73,14 @@ class Runtime:
 def runtime(state: State) -> Runtime:
     rt: Runtime = state.runtime
     return rt
+
+
+async def feed_changed(state: State, viewer_id: int) -> None:
+    """The viewer changed what their feed is made of (steering, follows, blocks, mutes, hidden
+    creators, not interested): a ranking kept from before (feed.ready) no longer opens their
+    sessions."""
+    rt = runtime(state)
+    await ready.forget(rt.redis, rt.settings, viewer_id)
 
 
 # Route option for handlers that only read: their statements run one by one, without the

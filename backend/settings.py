@@ -261,6 +261,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     feed_session_ttl_s: Annotated[
         int, _doc("Seconds a feed session (and its cursor) stays valid.", ge=60)
     ] = 1800
+    feed_ready_s: Annotated[
+        int,
+        _doc(
+            "Seconds a viewer's ranked feed may open their next sessions (what they saw since left "
+            "out) before one must be ranked afresh; 0 ranks every session when it opens.",
+            ge=0,
+        ),
+    ] = 900
+    feed_ready_refresh_s: Annotated[
+        int,
+        _doc(
+            "The worker ranks a new ready feed for a viewer whose events arrive once theirs is this "
+            "many seconds old or half seen; 0: only sessions the viewer opens rank.",
+            ge=0,
+        ),
+    ] = 120
     feed_rankings: Annotated[
         int,
         _doc(

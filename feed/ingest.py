@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -62,13 +63,15 @@ return accepted
 
 # A batch's trending scores and seen clips in one call: KEYS are the hourly trending buckets
 # (ARGV[1] of them, kept ARGV[2] seconds), then the viewers' seen sets (kept ARGV[3] seconds);
-# ARGV[4] is a msgpack list with, for each key, [clip, score, clip, score, …] or [clip, …]. As
-# ~2,000 ZINCRBY, SADD and EXPIRE commands in a pipeline, a quarter of the process's time
-# storing events went to redis-py packing and parsing them one by one.
+# ARGV[4] is a msgpack list with, for each of those keys, [clip, score, clip, score, …] or
+# [clip, …]. With ARGV[5] (now) and ARGV[6] (a msgpack list of viewers), the last key is the
+# set of viewers the worker ranks a feed ahead for (feed.ready), where a viewer already waiting
+# keeps their place. As ~2,000 ZINCRBY, SADD and EXPIRE commands in a pipeline, a quarter of
+# the process's time storing events went to redis-py packing and parsing them one by one.
 _TREND = """
 local buckets = tonumber(ARGV[1])
 local lists = cmsgpack.unpack(ARGV[4])
-for i = 1, #KEYS do
+for i = 1, #lists do
     local items = lists[i]
     if i <= buckets then
         for j = 1, #items, 2 do redis.call('ZINCRBY', KEYS[i], items[j + 1], items[j]) end
@@ -78,6 +81,17 @@ for i = 1, #KEYS do
             redis.call('SADD', KEYS[i], unpack(items, j, math.min(j + 999, #items)))
         end
         redis.call('EXPIRE', KEYS[i], ARGV[3])
+    end
+end
+if ARGV[5] then
+    local viewers = cmsgpack.unpack(ARGV[6])
+    for j = 1, #viewers, 500 do
+        local args = {}
+        for v = j, math.min(j + 499, #viewers) do
+            args[#args + 1] = ARGV[5]
+            args[#args + 1] = viewers[v]
+        end
+        redis.call('ZADD', KEYS[#KEYS], 'NX', unpack(args))
     end
 end
 return #KEYS
@@ -168,6 +182,7 @@ class EventConsumer:
         claim_idle_ms: int = CLAIM_IDLE_MS,
         lanes: Sequence[asyncio.Lock] | None = None,
         helper: bool = False,
+        prerank: bool = False,
     ) -> None:
         self.pool = pool
         self.helper = helper
@@ -177,6 +192,8 @@ class EventConsumer:
         self.stream = keys(prefix)("events")
         self.trending = lambda hour: keys(prefix)("trending", hour)
         self.seen = lambda user_id: keys(prefix)("seen", user_id)  # what the feed leaves out
+        # viewers to rank a feed ahead for (feed.ready.prerank_key)
+        self.prerank = keys(prefix)("prerank") if prerank else None
         self._trend_script = redis.register_script(_TREND)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -257,7 +274,9 @@ class EventConsumer:
             return
         lists = [[x for pair in scores.items() for x in pair] for scores in buckets.values()]
         lists += [list(clip_ids) for clip_ids in seen.values()]
-        await self._trend_script(
-            keys=[*buckets, *(self.seen(user_id) for user_id in seen)],
-            args=[len(buckets), 26 * 3600, 7 * 86400, _encode.encode(lists)],
-        )
+        keys_ = [*buckets, *(self.seen(user_id) for user_id in seen)]
+        args: list[Any] = [len(buckets), 26 * 3600, 7 * 86400, _encode.encode(lists)]
+        if self.prerank is not None:
+            keys_.append(self.prerank)
+            args += [int(time.time()), _encode.encode(sorted({event.user_id for event in events}))]
+        await self._trend_script(keys=keys_, args=args)

@@ -35,6 +35,8 @@ INSERT INTO user_vectors (user_id, steer_plus, steer_minus) VALUES ($1, $2, $3)
 ON CONFLICT (user_id) DO UPDATE SET steer_plus = EXCLUDED.steer_plus, steer_minus = EXCLUDED.steer_minus
 """
 
+# A viewer the worker may rank a feed for (see feed.service.prerank).
+ACTIVE_VIEWER = "SELECT birth_year FROM users WHERE id = $1 AND account_active(status, suspended_until)"
 USER_VECTORS = "SELECT interest, steer_plus, steer_minus FROM user_vectors WHERE user_id = $1"
 
 # What the viewer engaged with most recently and positively (liked, shared, watched to the end),

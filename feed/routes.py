@@ -29,6 +29,7 @@ from backend.runtime import (
     SettingsDep,
     SigningKeyDep,
     ViewerDep,
+    feed_changed,
     runtime,
     viewer_from,
 )
@@ -166,13 +167,21 @@ class FeedController(Controller):
         responses=problems(400, 401, 422),
     )
     async def put_preferences(
-        self, conn: ConnDep, viewer: ViewerDep, encoder: EncoderDep, data: JSONBody[PreferencesIn]
+        self,
+        state: State,
+        conn: ConnDep,
+        viewer: ViewerDep,
+        encoder: EncoderDep,
+        data: JSONBody[PreferencesIn],
     ) -> Preferences:
-        return await service.set_preferences(conn, encoder, user_id=viewer.user_id, data=data)
+        done = await service.set_preferences(conn, encoder, user_id=viewer.user_id, data=data)
+        await feed_changed(state, viewer.user_id)
+        return done
 
     @delete("/preferences", summary="Forget how you steered your feed", responses=problems(401))
-    async def reset_preferences(self, conn: ConnDep, viewer: ViewerDep) -> None:
+    async def reset_preferences(self, state: State, conn: ConnDep, viewer: ViewerDep) -> None:
         await service.reset_preferences(conn, user_id=viewer.user_id)
+        await feed_changed(state, viewer.user_id)
 
 
 class FeedSignalController(Controller):
@@ -187,6 +196,7 @@ class FeedSignalController(Controller):
     )
     async def not_interested(
         self,
+        state: State,
         conn: ConnDep,
         viewer: ViewerDep,
         settings: SettingsDep,
@@ -196,12 +206,14 @@ class FeedSignalController(Controller):
         await service.not_interested(
             conn, user_id=viewer.user_id, clip_id=clip_id, on=True, signer=Signer(settings, signing_key)
         )
+        await feed_changed(state, viewer.user_id)
 
     @delete(
         "/clips/{clip_id:int}/not-interested", summary="Undo not interested", responses=problems(401, 404)
     )
     async def undo_not_interested(
         self,
+        state: State,
         conn: ConnDep,
         viewer: ViewerDep,
         settings: SettingsDep,
@@ -211,6 +223,7 @@ class FeedSignalController(Controller):
         await service.not_interested(
             conn, user_id=viewer.user_id, clip_id=clip_id, on=False, signer=Signer(settings, signing_key)
         )
+        await feed_changed(state, viewer.user_id)
 
     @post(
         "/users/{handle:str}/hide",
@@ -218,11 +231,13 @@ class FeedSignalController(Controller):
         summary="Hide this creator from your feeds",
         responses=problems(400, 401, 404),
     )
-    async def hide(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> None:
+    async def hide(self, state: State, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> None:
         creator = await accounts.visible_user_id(conn, handle, viewer.user_id)
         await service.hide_creator(conn, user_id=viewer.user_id, creator_id=creator, on=True)
+        await feed_changed(state, viewer.user_id)
 
     @delete("/users/{handle:str}/hide", summary="Show this creator again", responses=problems(401, 404))
-    async def unhide(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> None:
+    async def unhide(self, state: State, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> None:
         creator = await accounts.visible_user_id(conn, handle, viewer.user_id)
         await service.hide_creator(conn, user_id=viewer.user_id, creator_id=creator, on=False)
+        await feed_changed(state, viewer.user_id)

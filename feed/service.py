@@ -11,7 +11,6 @@ session and refill it when it runs low, so nothing repeats within a session.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 import re
@@ -24,18 +23,19 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 from prometheus_client import Counter
-from redis import exceptions as redis_errors
 
+from backend.auth import is_teen
 from backend.clips import service as clips
 from backend.clips.cards import CardCache
 from backend.clips.queries import VISIBLE
 from backend.clips.service import Signer
 from backend.cursor import CursorCodec
-from backend.db import Conn, LazyConn
+from backend.db import Conn, LazyConn, Pool, transaction
 from backend.errors import BadRequest, NotFound
-from backend.redis_pool import Redis
+from backend.redis_pool import Redis, Script
 from backend.settings import Settings
 from feed import queries as q
+from feed import ready
 from feed.encoder import Encoder
 from feed.ingest import keys
 from feed.schemas import Preferences, PreferencesIn, RenderedItem, RenderedPage
@@ -50,6 +50,12 @@ CARDS = Counter(
     ["source"],
 )
 _CARDS_FROM_PROCESS, _CARDS_FROM_DATABASE = CARDS.labels("process"), CARDS.labels("database")
+SESSIONS = Counter(
+    "riffle_feed_sessions",
+    "For You sessions opened, by how: from the viewer's ready feed or ranked on the spot",
+    ["source"],
+)
+_SESSIONS_READY, _SESSIONS_RANKED = SESSIONS.labels("ready"), SESSIONS.labels("ranked")
 TRENDING_HOURS = 24
 TRENDING_DECAY = 0.9  # per hour
 SOURCE_LIMIT = 150
@@ -422,7 +428,8 @@ class _Entry(msgspec.Struct, array_like=True):
 # A page of a feed session in one round trip: keep the session alive, read the page, add its
 # clips to the viewer's seen set (KEYS[2], absent for signed-out viewers). Entries are msgpack
 # arrays [clip_id, reason, …]. In Redis Cluster both keys must share a slot (a hash tag).
-_TAKE_PAGE = """
+_TAKE_PAGE = Script(
+    """
 local alive = redis.call('EXPIRE', KEYS[1], ARGV[3])
 local raw = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
 if KEYS[2] and #raw > 0 then
@@ -433,16 +440,11 @@ if KEYS[2] and #raw > 0 then
 end
 return {alive, raw}
 """
-
-
-_TAKE_PAGE_SHA = hashlib.sha1(_TAKE_PAGE.encode(), usedforsecurity=False).hexdigest()
+)
 
 
 async def _take_page(redis: Redis, keys_: list[str], args: list[int]) -> tuple[int, list[bytes]]:
-    try:
-        alive, raw = await redis.evalsha(_TAKE_PAGE_SHA, len(keys_), *keys_, *args)
-    except redis_errors.NoScriptError:  # a restarted or new Redis: load it with the first call
-        alive, raw = await redis.eval(_TAKE_PAGE, len(keys_), *keys_, *args)
+    alive, raw = cast(tuple[int, list[bytes]], await _TAKE_PAGE(redis, keys_, args))
     return int(alive), list(raw)
 
 
@@ -478,6 +480,9 @@ async def for_you(
     any) queued behind them for the pool (p99 828 ms on bench/feed_load.py's mixed phase, 48 ms
     with four slots, for the same throughput).
 
+    A signed-in viewer's new session opens from their ready feed when they have one
+    (:mod:`feed.ready`); otherwise it is ranked, and the ranking kept as their ready feed.
+
     The cursor carries the session, the place in it and when it was ranked. A later page
     serves each clip as ranked (its card from the process's cache) unless something that
     could hide it changed since then (:mod:`feed.visibility`); those clips, and any card the
@@ -493,12 +498,27 @@ async def for_you(
             raise BadRequest(
                 "this feed cursor is not valid here", code="bad_cursor", field="cursor"
             ) from None
-    else:
-        # Taken before ranking reads anything: a change committed after is noticed.
-        session_id, offset, ranked_at = secrets.token_urlsafe(12), 0, round(time.time(), 3)
     settings = rt.settings
-    key = _session_key(settings, session_id)
     seen = keys(settings.redis_prefix)("seen", viewer_id) if viewer_id is not None else None
+    keep_ready = False  # this request ranks a new session: keep it as the viewer's ready feed
+    if not cursor:
+        session_id, offset, ranked_at = secrets.token_urlsafe(12), 0, None
+        if viewer_id is not None and seen is not None and settings.feed_ready_s:
+            ranked_at = await ready.open_session(
+                rt.redis,
+                settings,
+                viewer_id=viewer_id,
+                teen=teen,
+                session=_session_key(settings, session_id),
+                seen=seen,
+                least=limit,
+            )
+            keep_ready = ranked_at is None
+        (_SESSIONS_RANKED if ranked_at is None else _SESSIONS_READY).inc()
+        if ranked_at is None:
+            # Taken before ranking reads anything: a change committed after is noticed.
+            ranked_at = round(time.time(), 3)
+    key = _session_key(settings, session_id)
     items: list[RenderedItem] = []
     while len(items) < limit:
         # One round trip reads the page, keeps the session alive and marks the page seen;
@@ -518,6 +538,11 @@ async def for_you(
                 refilled = await _refill(await rt.conn(), rt.redis, settings, key, viewer_id, teen=teen)
             if not refilled:
                 break
+            if keep_ready and viewer_id is not None and ranked_at is not None:
+                await ready.keep(
+                    rt.redis, settings, viewer_id=viewer_id, teen=teen, ranked_at=ranked_at, entries=refilled
+                )
+                keep_ready = False
             continue
         entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
         offset += len(entries)
@@ -562,22 +587,49 @@ async def _render(
 
 async def _refill(
     conn: Conn, redis: Redis, settings: Settings, key: str, viewer_id: int | None, *, teen: bool
-) -> bool:
-    """Rank more candidates into the session, leaving out everything it already holds."""
+) -> list[bytes]:
+    """Rank more candidates into the session, leaving out everything it already holds; the
+    entries added (none: nothing left to show)."""
     raw = await redis.lrange(key, 0, -1)
     held = {msgspec.msgpack.decode(cast(bytes, r), type=_Entry).clip_id for r in raw}
     # Its own transaction (a savepoint inside the request's, if there is one): ranking sets
     # the HNSW search options with SET LOCAL.
     async with conn.transaction():
         ranked = await _rank(conn, redis, settings, viewer_id, exclude=held, teen=teen)
-    if not ranked:
+    entries = _entries(ranked)
+    if entries:
+        await redis.rpush(key, *entries)
+        await redis.expire(key, settings.feed_session_ttl_s)
+    return entries
+
+
+def _entries(ranked: list[Candidate]) -> list[bytes]:
+    return [msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c), c.author_id, c.cameos)) for c in ranked]
+
+
+async def prerank(pool: Pool, redis: Redis, settings: Settings, viewer_id: int) -> bool:
+    """Rank a viewer's next feed ahead of their next session (the worker does, as their events
+    arrive), unless their ready feed is younger than ``feed_ready_refresh_s`` and they have
+    seen less than half of it; whether it ranked. A viewer who is gone or cannot sign in gets
+    none."""
+    viewer = await pool.fetchrow(q.ACTIVE_VIEWER, viewer_id)
+    if viewer is None:
         return False
-    await redis.rpush(
-        key,
-        *[msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c), c.author_id, c.cameos)) for c in ranked],
-    )
-    await redis.expire(key, settings.feed_session_ttl_s)
-    return True
+    teen = is_teen(viewer["birth_year"])
+    seen = keys(settings.redis_prefix)("seen", viewer_id)
+    before = await ready.state(redis, settings, viewer_id=viewer_id, teen=teen, seen=seen)
+    if before is not None:
+        at, unseen, held = before
+        if time.time() - at < settings.feed_ready_refresh_s and 2 * unseen >= held:
+            return False
+    ranked_at = round(time.time(), 3)  # before ranking reads anything, as for a session
+    async with transaction(pool) as conn:
+        entries = _entries(await _rank(conn, redis, settings, viewer_id, exclude=set(), teen=teen))
+    if entries:
+        await ready.keep(
+            redis, settings, viewer_id=viewer_id, teen=teen, ranked_at=ranked_at, entries=entries
+        )
+    return bool(entries)
 
 
 async def following(

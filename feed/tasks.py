@@ -1,4 +1,4 @@
-"""Feed jobs: the event stream consumer, clip embeddings, event partitions."""
+"""Feed jobs: the event stream consumer, feeds ranked ahead, clip embeddings, event partitions."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from saq import CronJob
 
 from backend.db import Conn, transaction
 from backend.worker import Resources, Task, resources
-from feed import behaviour, service
-from feed.ingest import EventConsumer
+from feed import behaviour, ready, service
+from feed.ingest import HELP_BACKLOG, EventConsumer, keys
 
 log = structlog.get_logger()
 
@@ -32,10 +32,43 @@ async def consume_events(res: Resources) -> None:
             claim_idle_ms=res.settings.events_claim_idle_ms,
             lanes=lanes,
             helper=n > 0,  # the others read only when the stream falls behind
+            prerank=_preranking(res),
         )
         for n in range(res.settings.events_consumers)
     ]
     await asyncio.gather(*(consumer.run() for consumer in consumers))
+
+
+def _preranking(res: Resources) -> bool:
+    return bool(res.settings.feed_ready_s and res.settings.feed_ready_refresh_s)
+
+
+async def prerank_feeds(res: Resources) -> None:
+    """Runs for the life of a worker process: ranks, one at a time, a ready feed for viewers
+    whose events arrived (the event consumer lists them) and whose ready feed is missing, older
+    than ``feed_ready_refresh_s`` or half seen (:func:`feed.service.prerank`), so their next session
+    opens without a ranking. Storing events comes first: it waits while the stream is behind."""
+    if not _preranking(res):
+        return
+    waiting, stream = ready.prerank_key(res.settings), keys(res.settings.redis_prefix)("events")
+    backoff = 0.5
+    while True:
+        try:
+            if await res.redis.xlen(stream) >= HELP_BACKLOG:
+                await asyncio.sleep(0.5)
+                continue
+            popped: Any = await res.redis.zpopmin(waiting, 1)
+            if not popped:
+                await asyncio.sleep(1.0)
+                continue
+            await service.prerank(res.pool, res.redis, res.settings, int(popped[0][0]))
+            backoff = 0.5
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # that viewer ranks with their next session instead
+            log.warning("feed.prerank_failed", error=repr(exc), retry_in_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
 
 
 async def embed_clip(ctx: dict[str, Any], *, clip_id: int) -> None:
@@ -85,4 +118,4 @@ CRON: list[CronJob[Any]] = [
     CronJob(event_partitions, cron="7 3 * * *", unique=True),
     CronJob(rebuild_behaviour, cron="23 * * * *", unique=True, timeout=1800),
 ]
-LOOPS = [consume_events]
+LOOPS = [consume_events, prerank_feeds]

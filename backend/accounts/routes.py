@@ -34,6 +34,7 @@ from backend.runtime import (
     PasswordsDep,
     SettingsDep,
     ViewerDep,
+    feed_changed,
 )
 from moderation import service as moderation
 
@@ -171,19 +172,33 @@ class UserController(Controller):
     ) -> Relationship:
         rule = Rule("follows", settings.follows_per_day, 86400)
         await enforce(request, limiter, rule, f"user:{viewer.user_id}")
-        return await accounts.follow(conn, viewer, handle)
+        done = await accounts.follow(conn, viewer, handle)
+        await feed_changed(request.app.state, viewer.user_id)
+        return done
 
     @delete("/follow", status_code=200, summary="Unfollow (idempotent)", responses=problems(401, 404, 422))
-    async def unfollow(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> Relationship:
-        return await accounts.unfollow(conn, viewer, handle)
+    async def unfollow(
+        self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
+    ) -> Relationship:
+        done = await accounts.unfollow(conn, viewer, handle)
+        await feed_changed(request.app.state, viewer.user_id)
+        return done
 
     @put("/block", summary="Block: removes follows both ways", responses=problems(401, 404, 422))
-    async def block(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> Relationship:
-        return await accounts.block(conn, viewer, handle)
+    async def block(
+        self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
+    ) -> Relationship:
+        done = await accounts.block(conn, viewer, handle)
+        await feed_changed(request.app.state, viewer.user_id)
+        return done
 
     @delete("/block", status_code=200, summary="Unblock", responses=problems(401, 404, 422))
-    async def unblock(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> Relationship:
-        return await accounts.unblock(conn, viewer, handle)
+    async def unblock(
+        self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
+    ) -> Relationship:
+        done = await accounts.unblock(conn, viewer, handle)
+        await feed_changed(request.app.state, viewer.user_id)
+        return done
 
     @put(
         "/mute",
@@ -193,16 +208,23 @@ class UserController(Controller):
     )
     async def mute(
         self,
+        request: Request[Any, Any, Any],
         conn: ConnDep,
         viewer: ViewerDep,
         data: JSONBody[MuteCreate | None] = None,
         handle: str = HandlePath,
     ) -> Relationship:
-        return await accounts.mute(conn, viewer, handle, data.seconds if data else None)
+        done = await accounts.mute(conn, viewer, handle, data.seconds if data else None)
+        await feed_changed(request.app.state, viewer.user_id)
+        return done
 
     @delete("/mute", status_code=200, summary="Unmute", responses=problems(401, 404, 422))
-    async def unmute(self, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> Relationship:
-        return await accounts.unmute(conn, viewer, handle)
+    async def unmute(
+        self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
+    ) -> Relationship:
+        done = await accounts.unmute(conn, viewer, handle)
+        await feed_changed(request.app.state, viewer.user_id)
+        return done
 
     @get("/followers", summary="Who follows this account", responses=problems(400, 401, 404))
     async def followers(

@@ -3,11 +3,9 @@ still never showing what the viewer may no longer see, whichever process made th
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import msgspec
-import pytest
 
 from backend.clips.cards import Card, CardCache
 from backend.clips.schemas import Clip, ViewerState
@@ -18,26 +16,8 @@ from feed.service import embed_clips
 from feed.visibility import VisibilityWatch, changed
 from tests.cameo.test_cameos import cameo
 from tests.factories import make_clip
+from tests.feed.conftest import until as _until
 from tests.feed.test_feed import COOKING, PRANKS, publish_all
-
-
-async def _until(check, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
-@pytest.fixture
-async def watch(app, client) -> VisibilityWatch:
-    """The app's watch, listening, with no margin for other hosts' clocks (one process here)."""
-    rt = runtime(app.state)
-    assert await _until(lambda: rt.visibility.listening_since is not None)
-    rt.visibility.margin_s = 0.0
-    await asyncio.sleep(0.01)  # sessions ranked from now on are covered
-    return rt.visibility
 
 
 async def _first_page(client, viewer, limit=2):
