@@ -540,7 +540,13 @@ async def for_you(
                 break
             if keep_ready and viewer_id is not None and ranked_at is not None:
                 await ready.keep(
-                    rt.redis, settings, viewer_id=viewer_id, teen=teen, ranked_at=ranked_at, entries=refilled
+                    rt.redis,
+                    settings,
+                    viewer_id=viewer_id,
+                    teen=teen,
+                    ranked_at=ranked_at,
+                    clip_ids=[c.clip_id for c in refilled],
+                    entries=_entries(refilled),
                 )
                 keep_ready = False
             continue
@@ -587,20 +593,19 @@ async def _render(
 
 async def _refill(
     conn: Conn, redis: Redis, settings: Settings, key: str, viewer_id: int | None, *, teen: bool
-) -> list[bytes]:
-    """Rank more candidates into the session, leaving out everything it already holds; the
-    entries added (none: nothing left to show)."""
+) -> list[Candidate]:
+    """Rank more candidates into the session, leaving out everything it already holds; those
+    added (none: nothing left to show)."""
     raw = await redis.lrange(key, 0, -1)
     held = {msgspec.msgpack.decode(cast(bytes, r), type=_Entry).clip_id for r in raw}
     # Its own transaction (a savepoint inside the request's, if there is one): ranking sets
     # the HNSW search options with SET LOCAL.
     async with conn.transaction():
         ranked = await _rank(conn, redis, settings, viewer_id, exclude=held, teen=teen)
-    entries = _entries(ranked)
-    if entries:
-        await redis.rpush(key, *entries)
+    if ranked:
+        await redis.rpush(key, *_entries(ranked))
         await redis.expire(key, settings.feed_session_ttl_s)
-    return entries
+    return ranked
 
 
 def _entries(ranked: list[Candidate]) -> list[bytes]:
@@ -624,12 +629,18 @@ async def prerank(pool: Pool, redis: Redis, settings: Settings, viewer_id: int) 
             return False
     ranked_at = round(time.time(), 3)  # before ranking reads anything, as for a session
     async with transaction(pool) as conn:
-        entries = _entries(await _rank(conn, redis, settings, viewer_id, exclude=set(), teen=teen))
-    if entries:
+        ranked = await _rank(conn, redis, settings, viewer_id, exclude=set(), teen=teen)
+    if ranked:
         await ready.keep(
-            redis, settings, viewer_id=viewer_id, teen=teen, ranked_at=ranked_at, entries=entries
+            redis,
+            settings,
+            viewer_id=viewer_id,
+            teen=teen,
+            ranked_at=ranked_at,
+            clip_ids=[c.clip_id for c in ranked],
+            entries=_entries(ranked),
         )
-    return bool(entries)
+    return bool(ranked)
 
 
 async def following(

@@ -117,7 +117,13 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
     entry = msgspec.msgpack.encode([1, "new", 2, False])
     for ranked_at in (started, time.time() + ready.VOID_GRACE_S / 2):  # before, and within the grace
         await ready.keep(
-            redis, settings, viewer_id=viewer.id, teen=False, ranked_at=ranked_at, entries=[entry]
+            redis,
+            settings,
+            viewer_id=viewer.id,
+            teen=False,
+            ranked_at=ranked_at,
+            clip_ids=[1],
+            entries=[entry],
         )
         assert await ready.state(redis, settings, viewer_id=viewer.id, teen=False, seen="none") is None
         opened = await ready.open_session(
@@ -125,7 +131,9 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
         )
         assert opened is None
     later = time.time() + ready.VOID_GRACE_S + 0.01
-    await ready.keep(redis, settings, viewer_id=viewer.id, teen=False, ranked_at=later, entries=[entry])
+    await ready.keep(
+        redis, settings, viewer_id=viewer.id, teen=False, ranked_at=later, clip_ids=[1], entries=[entry]
+    )
     assert await ready.open_session(
         redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", least=1
     ) == round(later, 3)
