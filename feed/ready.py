@@ -50,23 +50,31 @@ if void and tonumber(void) >= tonumber(head[1]) then return false end
 local seen = redis.call('SMISMEMBER', KEYS[SEEN], unpack(head[2]))
 """
 
-# Open a session from a ready feed: KEYS = ready feed, new session, seen set, void stamp;
-# ARGV = fewest unseen entries worth a session, session lifetime. Answers the ranking time, or
-# nothing (no ready feed, voided since it was ranked, or too little of it left unseen).
+# Open a session from a ready feed and take its first page, as the session's later pages are
+# taken (feed.service._TAKE_PAGE: the page's clips join the seen set), in one round trip:
+# KEYS = ready feed, new session, seen set, void stamp; ARGV = fewest unseen entries worth a
+# session, session lifetime, page size, seen set lifetime. Answers {ranking time, first page},
+# or nothing (no ready feed, voided since it was ranked, or too little of it left unseen).
 _OPEN = Script(
     _HEAD.replace("KEYS[VOID]", "KEYS[4]").replace("KEYS[SEEN]", "KEYS[3]")
     + """
 local raw = redis.call('LRANGE', KEYS[1], 1, -1)
-local fresh = {}
+local fresh, ids = {}, {}
 for i = 1, #raw do
-    if seen[i] == 0 then fresh[#fresh + 1] = raw[i] end
+    if seen[i] == 0 then
+        fresh[#fresh + 1] = raw[i]
+        ids[#ids + 1] = head[2][i]
+    end
 end
 if #fresh < tonumber(ARGV[1]) then return false end
 for i = 1, #fresh, 1000 do
     redis.call('RPUSH', KEYS[2], unpack(fresh, i, math.min(i + 999, #fresh)))
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-return head[1]
+local take = math.min(tonumber(ARGV[3]), #fresh)
+redis.call('SADD', KEYS[3], unpack(ids, 1, take))
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return {head[1], {unpack(fresh, 1, take)}}
 """
 )
 
@@ -85,15 +93,27 @@ def prerank_key(settings: Settings) -> str:
 
 
 async def open_session(
-    redis: Redis, settings: Settings, *, viewer_id: int, teen: bool, session: str, seen: str, least: int
-) -> float | None:
-    """Fill ``session`` from the viewer's ready feed; the time it was ranked, or None."""
-    ranked_at = await _OPEN(
+    redis: Redis,
+    settings: Settings,
+    *,
+    viewer_id: int,
+    teen: bool,
+    session: str,
+    seen: str,
+    page: int,
+    seen_ttl_s: int,
+) -> tuple[float, list[bytes]] | None:
+    """Fill ``session`` from the viewer's ready feed (if at least ``page`` of it is unseen) and
+    take its first ``page`` entries; when it was ranked and those entries, or None."""
+    opened = await _OPEN(
         redis,
         [ready_key(settings, viewer_id, teen), session, seen, _void_key(settings, viewer_id)],
-        [least, settings.feed_session_ttl_s],
+        [page, settings.feed_session_ttl_s, page, seen_ttl_s],
     )
-    return float(ranked_at) if isinstance(ranked_at, bytes | str) else None
+    if not isinstance(opened, list):
+        return None
+    ranked_at, first = opened
+    return float(ranked_at), list(first)
 
 
 async def keep(

@@ -501,19 +501,22 @@ async def for_you(
     settings = rt.settings
     seen = keys(settings.redis_prefix)("seen", viewer_id) if viewer_id is not None else None
     keep_ready = False  # this request ranks a new session: keep it as the viewer's ready feed
+    opened = None  # (when ranked, first page) of a session opened from the ready feed
     if not cursor:
         session_id, offset, ranked_at = secrets.token_urlsafe(12), 0, None
         if viewer_id is not None and seen is not None and settings.feed_ready_s:
-            ranked_at = await ready.open_session(
+            opened = await ready.open_session(
                 rt.redis,
                 settings,
                 viewer_id=viewer_id,
                 teen=teen,
                 session=_session_key(settings, session_id),
                 seen=seen,
-                least=limit,
+                page=limit,
+                seen_ttl_s=SEEN_TTL_S,
             )
-            keep_ready = ranked_at is None
+            keep_ready = opened is None
+            ranked_at = opened[0] if opened else None
         (_SESSIONS_RANKED if ranked_at is None else _SESSIONS_READY).inc()
         if ranked_at is None:
             # Taken before ranking reads anything: a change committed after is noticed.
@@ -521,13 +524,16 @@ async def for_you(
     key = _session_key(settings, session_id)
     items: list[RenderedItem] = []
     while len(items) < limit:
-        # One round trip reads the page, keeps the session alive and marks the page seen;
-        # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
-        alive, raw = await _take_page(
-            rt.redis,
-            [key, seen] if seen else [key],
-            [offset, offset + limit - len(items) - 1, settings.feed_session_ttl_s, SEEN_TTL_S],
-        )
+        if opened:  # opening the session took its first page
+            (alive, raw), opened = (1, opened[1]), None
+        else:
+            # One round trip reads the page, keeps the session alive and marks the page seen;
+            # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
+            alive, raw = await _take_page(
+                rt.redis,
+                [key, seen] if seen else [key],
+                [offset, offset + limit - len(items) - 1, settings.feed_session_ttl_s, SEEN_TTL_S],
+            )
         if cursor and not alive:
             raise BadRequest(
                 "this feed session has expired; start again without a cursor", code="feed_expired"

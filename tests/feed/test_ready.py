@@ -127,7 +127,7 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
         )
         assert await ready.state(redis, settings, viewer_id=viewer.id, teen=False, seen="none") is None
         opened = await ready.open_session(
-            redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", least=1
+            redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", page=1, seen_ttl_s=60
         )
         assert opened is None
     later = time.time() + ready.VOID_GRACE_S + 0.01
@@ -135,8 +135,8 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
         redis, settings, viewer_id=viewer.id, teen=False, ranked_at=later, clip_ids=[1], entries=[entry]
     )
     assert await ready.open_session(
-        redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", least=1
-    ) == round(later, 3)
+        redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", page=1, seen_ttl_s=60
+    ) == (round(later, 3), [entry])
     # A teen's ready feed is another.
     assert await ready.state(redis, settings, viewer_id=viewer.id, teen=True, seen="none") is None
     assert 0 < await redis.ttl(ready.ready_key(settings, viewer.id, False)) <= settings.feed_ready_s
