@@ -327,6 +327,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
         out["prerank"] = await come_back(http, config)
         sessions.clear()
         for name in ("first_page_ready", "first_page_ready_again"):
+            queue.clear()
             queue.extend(viewers)
             profile(name)
             cards, opened = await cards_served(), await sessions_opened()
