@@ -5,6 +5,7 @@ ahead for viewers whose events arrive."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import pytest
 from backend.redis_pool import Redis, create_redis
 from feed import ready, service
 from feed.ingest import EventConsumer, keys
+from tests.factories import UserFactory
 from tests.feed.conftest import until
 from tests.feed.test_feed import COOKING, PRANKS, like, publish_all
 from tests.feed.test_later_pages import _first_page, _queued, _rest
@@ -195,3 +197,28 @@ async def test_the_worker_ranks_ahead_for_viewers_whose_events_arrive(
     await conn.execute("UPDATE users SET status = 'banned' WHERE id = $1", idle.id)
     assert not await service.prerank(pool, redis, settings, idle.id)
     assert await _ready(redis, settings, idle) == []
+
+
+async def test_as_riffle_serve_runs_it_a_viewers_events_get_their_next_feed_ranked_ahead(
+    worker_client, conn, settings, redis
+):
+    """End to end in one process (API, event consumer and worker loops): events in, a ready
+    feed out, and the next session opens from it."""
+    users = UserFactory(conn, worker_client)
+    chef, viewer = await users.make("chef"), await users.make("viewer")
+    cooking = await publish_all(conn, worker_client, chef, COOKING)
+    batch = [
+        {"client_event_id": "w1", "type": "watch", "clip_id": cooking[0], "watch_ms": 900,
+         "at": datetime.now(UTC).isoformat()}
+    ]  # fmt: skip
+    r = await worker_client.post("/v1/events", json={"events": batch}, headers=viewer.headers)
+    assert r.status_code == 202
+    for _ in range(150):  # the consumer stores the batch, then the worker ranks
+        if await _ready(redis, settings, viewer):
+            break
+        await asyncio.sleep(0.1)
+    assert set(await _ready(redis, settings, viewer)) == set(cooking) - {cooking[0]}
+    before = _opened()
+    page = await _first_page(worker_client, viewer, limit=2)
+    assert _opened() == (before[0] + 1, before[1])
+    assert cooking[0] not in _ids(page)
