@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import asyncpg
 import pytest
@@ -100,13 +101,34 @@ async def test_feed_load_phases_run_against_a_live_server(seeded, database_url, 
     assert len(viewers) == 20
     warmed = await feed_load.warm_redis(database_url, redis_url, [u for u, _ in viewers])
     assert warmed["seen_sets"] > 0
-    with Server(make_settings(database_url, redis_url, tmp_path)) as server:
+    clips = await feed_load.some_clips(database_url, 10)
+    # With its worker, as `riffle serve` runs: it stores the events and ranks feeds ahead.
+    with Server(make_settings(database_url, redis_url, tmp_path, run_worker=True)) as server:
         result = await feed_load.client(
-            {"base": server.http, "connections": 4, "seconds": 0.5, "viewers": viewers}
+            {
+                "base": server.http,
+                "connections": 4,
+                "seconds": 0.5,
+                "viewers": viewers,
+                "event_clips": clips,
+                "redis_url": redis_url,
+            }
         )
-    for phase in ("bare", "first_page", "later_page", "session_first", "session_later"):
+    phases = (
+        "bare",
+        "first_page",
+        "later_page",
+        "first_page_ready",
+        "first_page_ready_again",
+        "session_first",
+    )
+    for phase in (*phases, "session_later"):
         assert result[phase]["requests"] > 0, phase
         assert result[phase]["errors"] == 0, phase
+    assert result["prerank"] == {"events_refused": 0, "viewers_with_ready_feed": 20, "seconds": ANY}
+    assert result["first_page"]["sessions_from_ready_feed"] == 0
+    # (500 clips: some viewers have seen too much of theirs for a page, and are ranked again)
+    assert result["first_page_ready"]["sessions_from_ready_feed"] > 0
     await feed_load.sign_out(database_url)
     conn = await asyncpg.connect(database_url)
     try:
