@@ -500,32 +500,17 @@ async def for_you(
             ) from None
     settings = rt.settings
     seen = keys(settings.redis_prefix)("seen", viewer_id) if viewer_id is not None else None
-    keep_ready = False  # this request ranks a new session: keep it as the viewer's ready feed
-    opened = None  # (when ranked, first page) of a session opened from the ready feed
+    first: list[bytes] | None = None  # a new session's first page, when it opened from a ready feed
     if not cursor:
-        session_id, offset, ranked_at = secrets.token_urlsafe(12), 0, None
-        if viewer_id is not None and seen is not None and settings.feed_ready_s:
-            opened = await ready.open_session(
-                rt.redis,
-                settings,
-                viewer_id=viewer_id,
-                teen=teen,
-                session=_session_key(settings, session_id),
-                seen=seen,
-                page=limit,
-                seen_ttl_s=SEEN_TTL_S,
-            )
-            keep_ready = opened is None
-            ranked_at = opened[0] if opened else None
-        (_SESSIONS_RANKED if ranked_at is None else _SESSIONS_READY).inc()
-        if ranked_at is None:
-            # Taken before ranking reads anything: a change committed after is noticed.
-            ranked_at = round(time.time(), 3)
+        session_id, offset = secrets.token_urlsafe(12), 0
+        ranked_at, first = await _open(rt, session_id, viewer_id=viewer_id, seen=seen, teen=teen, limit=limit)
+    # This request ranks a new session: keep it as the viewer's ready feed.
+    keep_ready = not cursor and first is None and viewer_id is not None and settings.feed_ready_s > 0
     key = _session_key(settings, session_id)
     items: list[RenderedItem] = []
     while len(items) < limit:
-        if opened:  # opening the session took its first page
-            (alive, raw), opened = (1, opened[1]), None
+        if first is not None:
+            alive, raw, first = 1, first, None
         else:
             # One round trip reads the page, keeps the session alive and marks the page seen;
             # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
@@ -545,15 +530,7 @@ async def for_you(
             if not refilled:
                 break
             if keep_ready and viewer_id is not None and ranked_at is not None:
-                await ready.keep(
-                    rt.redis,
-                    settings,
-                    viewer_id=viewer_id,
-                    teen=teen,
-                    ranked_at=ranked_at,
-                    clip_ids=[c.clip_id for c in refilled],
-                    entries=_entries(refilled),
-                )
+                await _keep_ready(rt.redis, settings, viewer_id, teen, ranked_at, refilled)
                 keep_ready = False
             continue
         entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
@@ -564,6 +541,30 @@ async def for_you(
         items=items,
         next_cursor=rt.cursors.encode(kind, [session_id, offset, ranked_at]) if more else None,
     )
+
+
+async def _open(
+    rt: FeedRuntime, session_id: str, *, viewer_id: int | None, seen: str | None, teen: bool, limit: int
+) -> tuple[float, list[bytes] | None]:
+    """Open a new session: from the viewer's ready feed when they have one (when it was ranked,
+    and the first page, taken with it), else empty for ranking (when ranking starts, None)."""
+    if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
+        opened = await ready.open_session(
+            rt.redis,
+            rt.settings,
+            viewer_id=viewer_id,
+            teen=teen,
+            session=_session_key(rt.settings, session_id),
+            seen=seen,
+            page=limit,
+            seen_ttl_s=SEEN_TTL_S,
+        )
+        if opened is not None:
+            _SESSIONS_READY.inc()
+            return opened
+    _SESSIONS_RANKED.inc()
+    # Taken before ranking reads anything: a change committed after is noticed.
+    return round(time.time(), 3), None
 
 
 async def _render(
@@ -618,6 +619,20 @@ def _entries(ranked: list[Candidate]) -> list[bytes]:
     return [msgspec.msgpack.encode(_Entry(c.clip_id, _reason(c), c.author_id, c.cameos)) for c in ranked]
 
 
+async def _keep_ready(
+    redis: Redis, settings: Settings, viewer_id: int, teen: bool, ranked_at: float, ranked: list[Candidate]
+) -> None:
+    await ready.keep(
+        redis,
+        settings,
+        viewer_id=viewer_id,
+        teen=teen,
+        ranked_at=ranked_at,
+        clip_ids=[c.clip_id for c in ranked],
+        entries=_entries(ranked),
+    )
+
+
 async def prerank(pool: Pool, redis: Redis, settings: Settings, viewer_id: int) -> bool:
     """Rank a viewer's next feed ahead of their next session (the worker does, as their events
     arrive), unless their ready feed is younger than ``feed_ready_refresh_s`` and they have
@@ -637,15 +652,7 @@ async def prerank(pool: Pool, redis: Redis, settings: Settings, viewer_id: int) 
     async with transaction(pool) as conn:
         ranked = await _rank(conn, redis, settings, viewer_id, exclude=set(), teen=teen)
     if ranked:
-        await ready.keep(
-            redis,
-            settings,
-            viewer_id=viewer_id,
-            teen=teen,
-            ranked_at=ranked_at,
-            clip_ids=[c.clip_id for c in ranked],
-            entries=_entries(ranked),
-        )
+        await _keep_ready(redis, settings, viewer_id, teen, ranked_at, ranked)
     return bool(ranked)
 
 
