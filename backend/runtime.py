@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from litestar import Request
 from litestar.datastructures import State
@@ -34,6 +34,8 @@ from backend.settings import Settings
 from feed import ready
 from feed.encoder import Encoder
 from feed.visibility import VisibilityWatch
+
+T = TypeVar("T")
 
 # Handler parameters that Litestar fills by name from DEPENDENCIES below.
 ConnDep = NamedDependency[Conn]
@@ -75,12 +77,14 @@ def runtime(state: State) -> Runtime:
     return rt
 
 
-async def feed_changed(state: State, viewer_id: int) -> None:
-    """The viewer changed what their feed is made of (steering, follows, blocks, mutes, hidden
-    creators, not interested): a ranking kept from before (feed.ready) no longer opens their
-    sessions."""
+async def feed_changed(state: State, viewer_id: int, change: Awaitable[T]) -> T:
+    """Make ``change``, which changes what the viewer's feed is made of (steering, follows,
+    blocks, mutes, hidden creators, not interested), and then no ranking kept from before
+    (feed.ready) opens their sessions; what the change returned."""
+    done = await change
     rt = runtime(state)
     await ready.forget(rt.redis, rt.settings, viewer_id)
+    return done
 
 
 # Route option for handlers that only read: their statements run one by one, without the

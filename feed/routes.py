@@ -174,14 +174,13 @@ class FeedController(Controller):
         encoder: EncoderDep,
         data: JSONBody[PreferencesIn],
     ) -> Preferences:
-        done = await service.set_preferences(conn, encoder, user_id=viewer.user_id, data=data)
-        await feed_changed(state, viewer.user_id)
-        return done
+        return await feed_changed(
+            state, viewer.user_id, service.set_preferences(conn, encoder, user_id=viewer.user_id, data=data)
+        )
 
     @delete("/preferences", summary="Forget how you steered your feed", responses=problems(401))
     async def reset_preferences(self, state: State, conn: ConnDep, viewer: ViewerDep) -> None:
-        await service.reset_preferences(conn, user_id=viewer.user_id)
-        await feed_changed(state, viewer.user_id)
+        await feed_changed(state, viewer.user_id, service.reset_preferences(conn, user_id=viewer.user_id))
 
 
 class FeedSignalController(Controller):
@@ -203,10 +202,10 @@ class FeedSignalController(Controller):
         signing_key: SigningKeyDep,
         clip_id: FromPath[int],
     ) -> None:
-        await service.not_interested(
+        change = service.not_interested(
             conn, user_id=viewer.user_id, clip_id=clip_id, on=True, signer=Signer(settings, signing_key)
         )
-        await feed_changed(state, viewer.user_id)
+        await feed_changed(state, viewer.user_id, change)
 
     @delete(
         "/clips/{clip_id:int}/not-interested", summary="Undo not interested", responses=problems(401, 404)
@@ -220,10 +219,10 @@ class FeedSignalController(Controller):
         signing_key: SigningKeyDep,
         clip_id: FromPath[int],
     ) -> None:
-        await service.not_interested(
+        change = service.not_interested(
             conn, user_id=viewer.user_id, clip_id=clip_id, on=False, signer=Signer(settings, signing_key)
         )
-        await feed_changed(state, viewer.user_id)
+        await feed_changed(state, viewer.user_id, change)
 
     @post(
         "/users/{handle:str}/hide",
@@ -233,11 +232,11 @@ class FeedSignalController(Controller):
     )
     async def hide(self, state: State, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> None:
         creator = await accounts.visible_user_id(conn, handle, viewer.user_id)
-        await service.hide_creator(conn, user_id=viewer.user_id, creator_id=creator, on=True)
-        await feed_changed(state, viewer.user_id)
+        change = service.hide_creator(conn, user_id=viewer.user_id, creator_id=creator, on=True)
+        await feed_changed(state, viewer.user_id, change)
 
     @delete("/users/{handle:str}/hide", summary="Show this creator again", responses=problems(401, 404))
     async def unhide(self, state: State, conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath) -> None:
         creator = await accounts.visible_user_id(conn, handle, viewer.user_id)
-        await service.hide_creator(conn, user_id=viewer.user_id, creator_id=creator, on=False)
-        await feed_changed(state, viewer.user_id)
+        change = service.hide_creator(conn, user_id=viewer.user_id, creator_id=creator, on=False)
+        await feed_changed(state, viewer.user_id, change)

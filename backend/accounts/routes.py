@@ -172,33 +172,25 @@ class UserController(Controller):
     ) -> Relationship:
         rule = Rule("follows", settings.follows_per_day, 86400)
         await enforce(request, limiter, rule, f"user:{viewer.user_id}")
-        done = await accounts.follow(conn, viewer, handle)
-        await feed_changed(request.app.state, viewer.user_id)
-        return done
+        return await feed_changed(request.app.state, viewer.user_id, accounts.follow(conn, viewer, handle))
 
     @delete("/follow", status_code=200, summary="Unfollow (idempotent)", responses=problems(401, 404, 422))
     async def unfollow(
         self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
     ) -> Relationship:
-        done = await accounts.unfollow(conn, viewer, handle)
-        await feed_changed(request.app.state, viewer.user_id)
-        return done
+        return await feed_changed(request.app.state, viewer.user_id, accounts.unfollow(conn, viewer, handle))
 
     @put("/block", summary="Block: removes follows both ways", responses=problems(401, 404, 422))
     async def block(
         self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
     ) -> Relationship:
-        done = await accounts.block(conn, viewer, handle)
-        await feed_changed(request.app.state, viewer.user_id)
-        return done
+        return await feed_changed(request.app.state, viewer.user_id, accounts.block(conn, viewer, handle))
 
     @delete("/block", status_code=200, summary="Unblock", responses=problems(401, 404, 422))
     async def unblock(
         self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
     ) -> Relationship:
-        done = await accounts.unblock(conn, viewer, handle)
-        await feed_changed(request.app.state, viewer.user_id)
-        return done
+        return await feed_changed(request.app.state, viewer.user_id, accounts.unblock(conn, viewer, handle))
 
     @put(
         "/mute",
@@ -214,17 +206,17 @@ class UserController(Controller):
         data: JSONBody[MuteCreate | None] = None,
         handle: str = HandlePath,
     ) -> Relationship:
-        done = await accounts.mute(conn, viewer, handle, data.seconds if data else None)
-        await feed_changed(request.app.state, viewer.user_id)
-        return done
+        return await feed_changed(
+            request.app.state,
+            viewer.user_id,
+            accounts.mute(conn, viewer, handle, data.seconds if data else None),
+        )
 
     @delete("/mute", status_code=200, summary="Unmute", responses=problems(401, 404, 422))
     async def unmute(
         self, request: Request[Any, Any, Any], conn: ConnDep, viewer: ViewerDep, handle: str = HandlePath
     ) -> Relationship:
-        done = await accounts.unmute(conn, viewer, handle)
-        await feed_changed(request.app.state, viewer.user_id)
-        return done
+        return await feed_changed(request.app.state, viewer.user_id, accounts.unmute(conn, viewer, handle))
 
     @get("/followers", summary="Who follows this account", responses=problems(400, 401, 404))
     async def followers(
