@@ -39,24 +39,25 @@ VOID_GRACE_S = 1.0
 # A ready feed is a Redis list: a head, msgpack [ranking time as text, [clip id, …]], then the
 # entries as a session holds them, in the same order. The ids in the head let a script ask
 # the seen set about all of them in one SMISMEMBER: decoding each entry in Lua and asking one
-# by one took Redis 0.4 of a core at 800 sessions opened per second.
+# by one took Redis 0.4 of a core at 800 sessions opened per second. Both scripts that read
+# one start here, with KEYS = ready feed, seen set, void stamp, …
 _HEAD = """
 local head = redis.call('LINDEX', KEYS[1], 0)
 if not head then return false end
 head = cmsgpack.unpack(head)
 if #head[2] == 0 then return false end
-local void = redis.call('GET', KEYS[VOID])
+local void = redis.call('GET', KEYS[3])
 if void and tonumber(void) >= tonumber(head[1]) then return false end
-local seen = redis.call('SMISMEMBER', KEYS[SEEN], unpack(head[2]))
+local seen = redis.call('SMISMEMBER', KEYS[2], unpack(head[2]))
 """
 
 # Open a session from a ready feed and take its first page, as the session's later pages are
 # taken (feed.service._TAKE_PAGE: the page's clips join the seen set), in one round trip:
-# KEYS = ready feed, new session, seen set, void stamp; ARGV = fewest unseen entries worth a
+# KEYS = ready feed, seen set, void stamp, new session; ARGV = fewest unseen entries worth a
 # session, session lifetime, page size, seen set lifetime. Answers {ranking time, first page},
 # or nothing (no ready feed, voided since it was ranked, or too little of it left unseen).
 _OPEN = Script(
-    _HEAD.replace("KEYS[VOID]", "KEYS[4]").replace("KEYS[SEEN]", "KEYS[3]")
+    _HEAD
     + """
 local raw = redis.call('LRANGE', KEYS[1], 1, -1)
 local fresh, ids = {}, {}
@@ -68,12 +69,12 @@ for i = 1, #raw do
 end
 if #fresh < tonumber(ARGV[1]) then return false end
 for i = 1, #fresh, 1000 do
-    redis.call('RPUSH', KEYS[2], unpack(fresh, i, math.min(i + 999, #fresh)))
+    redis.call('RPUSH', KEYS[4], unpack(fresh, i, math.min(i + 999, #fresh)))
 end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[2])
 local take = math.min(tonumber(ARGV[3]), #fresh)
-redis.call('SADD', KEYS[3], unpack(ids, 1, take))
-redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('SADD', KEYS[2], unpack(ids, 1, take))
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return {head[1], {unpack(fresh, 1, take)}}
 """
 )
@@ -107,7 +108,7 @@ async def open_session(
     take its first ``page`` entries; when it was ranked and those entries, or None."""
     opened = await _OPEN(
         redis,
-        [ready_key(settings, viewer_id, teen), session, seen, _void_key(settings, viewer_id)],
+        [ready_key(settings, viewer_id, teen), seen, _void_key(settings, viewer_id), session],
         [page, settings.feed_session_ttl_s, page, seen_ttl_s],
     )
     if not isinstance(opened, list):
@@ -140,7 +141,7 @@ async def keep(
 # How a viewer's ready feed stands: KEYS = ready feed, seen set, void stamp. Answers
 # {ranking time, entries not seen since, entries}, or nothing (none, or voided since it was ranked).
 _STATE = Script(
-    _HEAD.replace("KEYS[VOID]", "KEYS[3]").replace("KEYS[SEEN]", "KEYS[2]")
+    _HEAD
     + """
 local unseen = 0
 for i = 1, #seen do unseen = unseen + 1 - seen[i] end
