@@ -366,7 +366,11 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
 
 async def come_back(http: aiohttp.ClientSession, config: dict[str, Any]) -> dict[str, Any]:
     """Every viewer sends a batch of events (one impression), then wait until the server's
-    worker has ranked a ready feed for them (or stopped making progress for 10 s)."""
+    worker has ranked a ready feed for them (or stopped making progress for 10 s). Progress is
+    the worker's list of viewers shrinking as well as ready feeds appearing: the viewers whose
+    events came first are the ones the first-page phase ranked, their ready feeds now half
+    seen, and ranking those again adds no new ready feed (waiting on that alone gave up after
+    10 s in one run of three, and the next phases then measured rankings on the spot)."""
     base, viewers, clips = config["base"], config["viewers"], config["event_clips"]
     sent = collections.deque(enumerate(viewers))
     refused = 0
@@ -393,15 +397,15 @@ async def come_back(http: aiohttp.ClientSession, config: dict[str, Any]) -> dict
     redis = create_redis(config["redis_url"])
     k = keys(PREFIX)
     try:
-        done, last, stalled = 0, -1, time.perf_counter()
+        done, last, stalled = 0, None, time.perf_counter()
         while time.perf_counter() - stalled < 10:
             async with redis.pipeline(transaction=False) as pipe:
                 for user_id, _ in viewers:
                     pipe.exists(k("ready", user_id, 0), k("ready", user_id, 1))
                 done = sum(1 for found in await pipe.execute() if found)
             waiting = await redis.zcard(k("prerank"))
-            if done != last:
-                last, stalled = done, time.perf_counter()
+            if (done, waiting) != last:
+                last, stalled = (done, waiting), time.perf_counter()
             if not waiting and done == len(viewers):
                 break
             await asyncio.sleep(0.5)
