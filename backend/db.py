@@ -154,6 +154,8 @@ class LazyConn:
     async def release(self) -> None:
         """Give the connection back now (a later call takes one again): before waiting on
         something else, so that waiting never holds a connection others need."""
+        if self._conn is None:
+            return
         self._conn = None
         await self._stack.aclose()
         self._stack = contextlib.AsyncExitStack()

@@ -103,10 +103,14 @@ class FeedController(Controller):
         # dependencies in an anyio task group (a quarter of a later page's CPU, measured with
         # bench/feed_load.py --profile), and a later page usually needs no database connection,
         # so it takes one only when it must (the caller not in the session cache, ranking, a
-        # clip whose visibility may have changed).
+        # clip whose visibility may have changed) and gives it back as soon as that statement
+        # is answered, not at the end of the request: held across the Redis call and the
+        # rendering, the pool's 20 connections were what 64 returning viewers queued for
+        # (their first pages' p99 185 ms, 99-127 ms when released; bench/feed_load.py).
         rt = runtime(state)
         async with LazyConn(rt.pool) as conn:
             viewer = await viewer_from(request, rt, conn)
+            await conn.release()
             page = await service.for_you(
                 service.FeedRuntime(
                     conn=conn,

@@ -455,7 +455,8 @@ def _session_key(settings: Settings, session_id: str) -> str:
 @dataclass
 class FeedRuntime:
     """What a For You page needs of its process: a connection only when it must ask PostgreSQL
-    (ranking, or a clip whose visibility may have changed), Redis for the session, the
+    (ranking, or a clip whose visibility may have changed), given back once answered (the
+    route is read-only: its statements need not share a snapshot), Redis for the session, the
     process's rendered cards and what it has heard of visibility changes."""
 
     conn: LazyConn
@@ -524,9 +525,9 @@ async def for_you(
                 "this feed session has expired; start again without a cursor", code="feed_expired"
             )
         if not raw:
-            await rt.conn.release()
             async with rt.rankings:
                 refilled = await _refill(await rt.conn(), rt.redis, settings, key, viewer_id, teen=teen)
+                await rt.conn.release()
             if not refilled:
                 break
             if keep_ready and viewer_id is not None and ranked_at is not None:
@@ -591,8 +592,9 @@ async def _render(
     _CARDS_FROM_PROCESS.inc(len(shown))
     if ask:
         _CARDS_FROM_DATABASE.inc(len(ask))
-        conn = await rt.conn()
-        for clip in (await clips.cards(conn, viewer_id=viewer_id, clip_ids=ask, signer=rt.signer)).values():
+        found = await clips.cards(await rt.conn(), viewer_id=viewer_id, clip_ids=ask, signer=rt.signer)
+        await rt.conn.release()
+        for clip in found.values():
             card = rt.cards.put(clip)
             shown[clip.id] = card.raw(liked=clip.viewer.liked, is_author=clip.viewer.is_author)
     return [RenderedItem(clip=shown[e.clip_id], reason=e.reason) for e in entries if e.clip_id in shown]
