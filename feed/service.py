@@ -395,7 +395,7 @@ async def _rank(
     found, taste = await _gather(conn, redis, settings, viewer_id)
     seen: set[int] = set()
     if viewer_id is not None:
-        seen = {int(m) for m in await redis.smembers(keys(settings.redis_prefix)("seen", viewer_id))}
+        seen = {int(m) for m in await redis.smembers(_seen_key(settings, viewer_id))}
     ids = [c for c in found if c not in exclude and c not in seen]
     from_index = [c for c in ids if "taste" in found[c].reasons]
     rows = await conn.fetch(_FEATURES, viewer_id, ids, teen, taste, from_index)
@@ -452,6 +452,11 @@ def _session_key(settings: Settings, session_id: str) -> str:
     return keys(settings.redis_prefix)("session", session_id)
 
 
+def _seen_key(settings: Settings, viewer_id: int) -> str:
+    """What the viewer has been shown or watched (the event consumer's ``seen`` sets)."""
+    return keys(settings.redis_prefix)("seen", viewer_id)
+
+
 @dataclass
 class FeedRuntime:
     """What a For You page needs of its process: a connection only when it must ask PostgreSQL
@@ -500,7 +505,7 @@ async def for_you(
                 "this feed cursor is not valid here", code="bad_cursor", field="cursor"
             ) from None
     settings = rt.settings
-    seen = keys(settings.redis_prefix)("seen", viewer_id) if viewer_id is not None else None
+    seen = _seen_key(settings, viewer_id) if viewer_id is not None else None
     first: list[bytes] | None = None  # a new session's first page, when it opened from a ready feed
     if not cursor:
         session_id, offset = secrets.token_urlsafe(12), 0
@@ -644,7 +649,7 @@ async def prerank(pool: Pool, redis: Redis, settings: Settings, viewer_id: int) 
     if viewer is None:
         return False
     teen = is_teen(viewer["birth_year"])
-    seen = keys(settings.redis_prefix)("seen", viewer_id)
+    seen = _seen_key(settings, viewer_id)
     before = await ready.state(redis, settings, viewer_id=viewer_id, teen=teen, seen=seen)
     if before is not None:
         at, unseen, held = before
