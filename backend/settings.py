@@ -277,6 +277,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             ge=0,
         ),
     ] = 120
+    feed_prerank_lanes: Annotated[
+        int,
+        _doc(
+            "Ready feeds a worker process ranks at once: a ranking spends most of its time waiting "
+            "on PostgreSQL, which another lane fills.",
+            ge=1,
+            le=16,
+        ),
+    ] = 2
     feed_rankings: Annotated[
         int,
         _doc(

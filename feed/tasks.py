@@ -44,12 +44,17 @@ def _preranking(res: Resources) -> bool:
 
 
 async def prerank_feeds(res: Resources) -> None:
-    """Runs for the life of a worker process: ranks, one at a time, a ready feed for viewers
-    whose events arrived (the event consumer lists them) and whose ready feed is missing, older
-    than ``feed_ready_refresh_s`` or half seen (:func:`feed.service.prerank`), so their next session
-    opens without a ranking. Storing events comes first: it waits while the stream is behind."""
+    """Runs for the life of a worker process: ranks a ready feed for viewers whose events
+    arrived (the event consumer lists them) and whose ready feed is missing, older than
+    ``feed_ready_refresh_s`` or half seen (:func:`feed.service.prerank`), so their next session
+    opens without a ranking; ``feed_prerank_lanes`` at once, each taking the next viewer.
+    Storing events comes first: the lanes wait while the stream is behind."""
     if not _preranking(res):
         return
+    await asyncio.gather(*(_prerank_lane(res) for _ in range(res.settings.feed_prerank_lanes)))
+
+
+async def _prerank_lane(res: Resources) -> None:
     waiting, stream = ready.prerank_key(res.settings), keys(res.settings.redis_prefix)("events")
     backoff = 0.5
     while True:

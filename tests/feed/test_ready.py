@@ -6,15 +6,17 @@ ahead for viewers whose events arrive."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import msgspec
 import pytest
 
 from backend.redis_pool import Redis, create_redis
-from feed import ready, service
+from feed import ready, service, tasks
 from feed.ingest import EventConsumer, keys
 from tests.factories import UserFactory
 from tests.feed.conftest import until
@@ -197,6 +199,44 @@ async def test_the_worker_ranks_ahead_for_viewers_whose_events_arrive(
     await conn.execute("UPDATE users SET status = 'banned' WHERE id = $1", idle.id)
     assert not await service.prerank(pool, redis, settings, idle.id)
     assert await _ready(redis, settings, idle) == []
+
+
+async def test_the_worker_ranks_ahead_in_as_many_lanes_as_set(
+    users, conn, client, settings, pool, redis, monkeypatch
+):
+    """Every viewer on the worker's list is ranked once, ``feed_prerank_lanes`` at a time."""
+    chef = await users.make("chef")
+    await publish_all(conn, client, chef, COOKING)
+    viewers = [await users.make(f"viewer{n}") for n in range(5)]
+    in_flight, most, ranked = 0, 0, []
+    real = service.prerank
+
+    async def watched(pool_, redis_, settings_, viewer_id):
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await asyncio.sleep(0.05)  # long enough for another lane to start
+            return await real(pool_, redis_, settings_, viewer_id)
+        finally:
+            in_flight -= 1
+            ranked.append(viewer_id)
+
+    monkeypatch.setattr(service, "prerank", watched)
+    await redis.zadd(ready.prerank_key(settings), {str(v.id): n for n, v in enumerate(viewers)})
+    lanes_of_two = msgspec.structs.replace(settings, feed_prerank_lanes=2)
+    res = SimpleNamespace(settings=lanes_of_two, pool=pool, redis=redis)
+    lanes = asyncio.create_task(tasks.prerank_feeds(res))  # type: ignore[arg-type]
+    try:
+        assert await until(lambda: len(ranked) == len(viewers), seconds=10)
+    finally:
+        lanes.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lanes
+    assert sorted(ranked) == sorted(v.id for v in viewers)  # each once
+    assert most == 2
+    for viewer in viewers:
+        assert set(await _ready(redis, settings, viewer))  # a ready feed each
 
 
 async def test_as_riffle_serve_runs_it_a_viewers_events_get_their_next_feed_ranked_ahead(
