@@ -29,6 +29,8 @@ from feed.encoder import Encoder, build_encoder
 
 log = structlog.get_logger()
 
+STOP_WAIT_S = 5.0
+
 Task = Callable[..., Awaitable[Any]]
 
 
@@ -140,12 +142,21 @@ class BackgroundWorker:
         log.info("worker.started", queue=self.res.queue.name)
 
     async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.worker.stop()
+        """Stop SAQ, then the relay and the loops; each part is given ``STOP_WAIT_S``.
+
+        On Python 3.11 a cancellation can be lost inside a Redis call (see backend.cancel):
+        our loops check for it once a round, but SAQ's upkeep loops then sleep out their
+        timer (up to 15 s) before they notice the stop, and the process is ending either way."""
+        saq = asyncio.create_task(self.worker.stop(), name="saq-stop")
+        if not (await asyncio.wait({saq}, timeout=STOP_WAIT_S))[0]:
+            log.warning("worker.saq_stop_slow", waited_s=STOP_WAIT_S)
+        elif saq.exception() is not None:
+            log.warning("worker.saq_stop_failed", error=repr(saq.exception()))
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
+            if running:
+                log.warning("worker.tasks_still_running", tasks=sorted(t.get_name() for t in running))
         self._tasks = []
         log.info("worker.stopped")
