@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
+from backend.cancel import raise_if_cancelled
+
 log = structlog.get_logger()
 
 
@@ -48,6 +50,7 @@ async def listen(database_url: str, subscribers: Mapping[str, Subscriber], *, ch
     conn: asyncpg.Connection[Any] | None = None
     try:
         while True:
+            raise_if_cancelled()
             if conn is None or conn.is_closed():
                 stop()
                 conn = None

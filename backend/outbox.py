@@ -17,6 +17,7 @@ import asyncpg
 import structlog
 from saq import Queue
 
+from backend.cancel import raise_if_cancelled
 from backend.db import Conn, Pool
 
 log = structlog.get_logger()
@@ -90,6 +91,7 @@ async def run_relay(
                 await relay(pool, queue, job_options=job_options)
             except Exception as exc:  # keep relaying after a passing fault; rows stay in the outbox
                 log.warning("outbox.relay.failed", error=repr(exc))
+            raise_if_cancelled()  # before waiting up to sweep_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=sweep_s)
             wake.clear()

@@ -28,6 +28,7 @@ import msgspec
 import structlog
 from redis import exceptions as redis_errors
 
+from backend.cancel import raise_if_cancelled
 from backend.db import Conn, transaction
 from backend.errors import ValidationFailed
 from backend.redis_pool import Keys, Redis
@@ -207,6 +208,7 @@ class EventConsumer:
             try:
                 await self.ensure_group()
                 while True:
+                    raise_if_cancelled()
                     if self.helper and await self.redis.xlen(self.stream) < HELP_BACKLOG:
                         await asyncio.sleep(0.5)  # not behind: the first consumer keeps up
                         continue

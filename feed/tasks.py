@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from saq import CronJob
 
+from backend.cancel import raise_if_cancelled
 from backend.db import Conn, transaction
 from backend.worker import Resources, Task, resources
 from feed import behaviour, ready, service
@@ -36,7 +37,9 @@ async def consume_events(res: Resources) -> None:
         )
         for n in range(res.settings.events_consumers)
     ]
-    await asyncio.gather(*(consumer.run() for consumer in consumers))
+    async with asyncio.TaskGroup() as group:  # stopped, it returns once every member has
+        for consumer in consumers:
+            group.create_task(consumer.run())
 
 
 def _preranking(res: Resources) -> bool:
@@ -48,16 +51,21 @@ async def prerank_feeds(res: Resources) -> None:
     arrived (the event consumer lists them) and whose ready feed is missing, older than
     ``feed_ready_refresh_s`` or half seen (:func:`feed.service.prerank`), so their next session
     opens without a ranking; ``feed_prerank_lanes`` at once, each taking the next viewer.
-    Storing events comes first: the lanes wait while the stream is behind."""
+    Storing events comes first: the lanes wait while the stream is behind. Stopped, it returns
+    once every lane has (asyncio.gather would return at the first, leaving a lane that missed
+    its cancellation running on a closed pool)."""
     if not _preranking(res):
         return
-    await asyncio.gather(*(_prerank_lane(res) for _ in range(res.settings.feed_prerank_lanes)))
+    async with asyncio.TaskGroup() as group:
+        for _ in range(res.settings.feed_prerank_lanes):
+            group.create_task(_prerank_lane(res))
 
 
 async def _prerank_lane(res: Resources) -> None:
     waiting, stream = ready.prerank_key(res.settings), keys(res.settings.redis_prefix)("events")
     backoff = 0.5
     while True:
+        raise_if_cancelled()
         try:
             if await res.redis.xlen(stream) >= HELP_BACKLOG:
                 await asyncio.sleep(0.5)

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from saq import CronJob
 
+from backend.cancel import raise_if_cancelled
 from backend.db import transaction
 from backend.generation import service
 from backend.generation.engine import GenerationEngine
@@ -172,6 +173,7 @@ async def _poll_until_done(
     last_progress = -1
     last_touch = time.monotonic()
     while True:
+        raise_if_cancelled()
         try:
             status = await provider.poll(provider_job_id)
         except ProviderError as err:

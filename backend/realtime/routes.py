@@ -34,6 +34,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from backend.accounts import service as accounts
 from backend.auth import Viewer
+from backend.cancel import raise_if_cancelled
 from backend.notifications import service as notifications
 from backend.runtime import runtime
 
@@ -113,6 +114,7 @@ async def stream(socket: WebSocket[Any, Any, Any]) -> None:
 
         async def keep_alive() -> None:
             while True:
+                raise_if_cancelled()
                 await asyncio.sleep(rt.settings.stream_ping_s)
                 if await _check(rt, token) is None:
                     await socket.close(code=CLOSE_UNAUTHORISED, reason="the session was revoked")

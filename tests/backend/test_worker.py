@@ -1,13 +1,17 @@
 """The outbox and the background worker: a job written in a transaction runs once it commits,
-and never if the transaction rolls back."""
+and never if the transaction rolls back; stopped, the worker's loops all stop."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from backend import db, outbox
 from backend.worker import BackgroundWorker, create_queue, open_resources
+from feed import tasks as feed_tasks
 
 ran: list[dict[str, Any]] = []
 done = asyncio.Event()
@@ -59,3 +63,72 @@ async def test_relay_sweeps_rows_left_without_a_notification(settings, conn):
     finally:
         await queue.disconnect()
         await pool.close()
+
+
+class SwallowsCancellation:
+    """Calls that hold their caller until it is cancelled, then finish and return normally, as
+    redis-py's commands do on Python 3.11 when the cancellation lands while the command is
+    written (asyncio.wait_for, CPython gh-86296). Later calls of a task already cancelled go
+    straight through."""
+
+    def __init__(self) -> None:
+        self.held: set[asyncio.Task[Any]] = set()
+        self.swallowed: set[asyncio.Task[Any]] = set()
+
+    async def hold(self, call: Awaitable[Any]) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        if not task.cancelling():
+            self.held.add(task)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.swallowed.add(task)
+        return await call
+
+    def wrap(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            result = call(*args, **kwargs)
+            return self.hold(result) if inspect.isawaitable(result) else result
+
+        return held
+
+
+class RedisSwallowingCancellation:
+    def __init__(self, redis: Any, swallow: SwallowsCancellation) -> None:
+        self._redis, self._swallow = redis, swallow
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._redis, name)
+        return self._swallow.wrap(attr) if callable(attr) else attr
+
+
+async def test_stopped_the_worker_s_loops_all_stop_even_when_a_call_swallowed_the_cancellation(
+    settings, monkeypatch
+):
+    """Every loop (event consumers, ranking-ahead lanes, the outbox relay) is stopped while in a
+    call that swallows the cancellation; stop() still returns, and none of them runs on."""
+    swallow = SwallowsCancellation()
+    monkeypatch.setattr(outbox, "relay", swallow.wrap(outbox.relay))
+    async with open_resources(settings) as real:
+        res = dataclasses.replace(real, redis=RedisSwallowingCancellation(real.redis, swallow))
+        worker = BackgroundWorker(res, tasks=[record_it], loops=feed_tasks.LOOPS)
+        await worker.start()
+        expected = settings.events_consumers + settings.feed_prerank_lanes + 1  # and the relay
+        try:
+            for _ in range(250):
+                if len(swallow.held) == expected:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(swallow.held) == expected
+        finally:
+            await worker.stop()
+        try:
+            assert swallow.swallowed == swallow.held
+            assert all(task.done() for task in swallow.held)
+        finally:  # a failure must not leave loops running on into other tests
+            for _ in range(5):
+                if running := {task for task in swallow.held if not task.done()}:
+                    for task in running:
+                        task.cancel()
+                    await asyncio.wait(running, timeout=1)
