@@ -150,7 +150,7 @@ class BackgroundWorker:
         saq = asyncio.create_task(self.worker.stop(), name="saq-stop")
         if not (await asyncio.wait({saq}, timeout=STOP_WAIT_S))[0]:
             log.warning("worker.saq_stop_slow", waited_s=STOP_WAIT_S)
-        elif saq.exception() is not None:
+        elif not saq.cancelled() and saq.exception() is not None:
             log.warning("worker.saq_stop_failed", error=repr(saq.exception()))
         for task in self._tasks:
             task.cancel()
