@@ -12,6 +12,7 @@ from typing import Any
 from backend import db, outbox
 from backend.worker import BackgroundWorker, create_queue, open_resources
 from feed import tasks as feed_tasks
+from tests.feed.conftest import until
 
 ran: list[dict[str, Any]] = []
 done = asyncio.Event()
@@ -116,11 +117,7 @@ async def test_stopped_the_worker_s_loops_all_stop_even_when_a_call_swallowed_th
         await worker.start()
         expected = settings.events_consumers + settings.feed_prerank_lanes + 1  # and the relay
         try:
-            for _ in range(250):
-                if len(swallow.held) == expected:
-                    break
-                await asyncio.sleep(0.02)
-            assert len(swallow.held) == expected
+            assert await until(lambda: len(swallow.held) == expected), swallow.held
         finally:
             await worker.stop()
         try:
