@@ -57,6 +57,7 @@ from backend.observability import METRICS, RequestContextMiddleware, configure_l
 from backend.ratelimit import Limiter
 from backend.realtime.hub import Hub
 from backend.realtime.routes import stream
+from backend.redis_mux import Multiplexed
 from backend.runtime import DEPENDENCIES, Runtime
 from backend.settings import Settings, load_settings
 from backend.worker import BackgroundWorker, Resources, Task, open_resources
@@ -149,7 +150,7 @@ def build_worker(res: Resources, settings: Settings) -> BackgroundWorker:
 def create_app(settings: Settings) -> Litestar:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("create_app needs database_url and redis_url; `riffle serve` fills them in")
-    database_url = settings.database_url
+    database_url, redis_url = settings.database_url, settings.redis_url
 
     screening.configure(settings)  # the deployment's term lists, before anything is screened
 
@@ -160,6 +161,7 @@ def create_app(settings: Settings) -> Litestar:
             await hub.start()
             sessions = SessionCache(settings.auth_cache_s)
             visibility = VisibilityWatch()
+            mux = Multiplexed(redis_url)
             listener = asyncio.create_task(
                 listen(database_url, {session_cache.CHANNEL: sessions, feed_visibility.CHANNEL: visibility}),
                 name="listener",
@@ -168,6 +170,7 @@ def create_app(settings: Settings) -> Litestar:
                 settings=settings,
                 pool=res.pool,
                 redis=res.redis,
+                mux=mux,
                 queue=res.queue,
                 limiter=Limiter(res.redis, settings.redis_prefix),
                 cursors=CursorCodec(res.signing_key),
@@ -209,6 +212,7 @@ def create_app(settings: Settings) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
                 await hub.stop()
+                await mux.aclose()
 
     @get("/openapi.json", include_in_schema=False, media_type="application/json")
     async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from backend.redis_mux import Multiplexed
+
 Redis = aioredis.Redis
 
 
@@ -35,7 +37,7 @@ class Script:
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
     async def __call__(
-        self, redis: Redis, keys_: Sequence[str], args: Sequence[str | int | float | bytes]
+        self, redis: Redis | Multiplexed, keys_: Sequence[str], args: Sequence[str | int | float | bytes]
     ) -> object:
         try:
             return await redis.evalsha(self.sha, len(keys_), *keys_, *args)

@@ -29,6 +29,7 @@ from backend.generation.engine import GenerationEngine
 from backend.media.storage import Storage
 from backend.ratelimit import Limiter
 from backend.realtime.hub import Hub
+from backend.redis_mux import Multiplexed
 from backend.redis_pool import Redis
 from backend.settings import Settings
 from feed import ready
@@ -57,6 +58,7 @@ class Runtime:
     settings: Settings
     pool: Pool
     redis: Redis
+    mux: Multiplexed  # the same Redis, one pipelined connection for feed pages (backend/redis_mux.py)
     queue: Queue
     limiter: Limiter
     cursors: CursorCodec

@@ -24,6 +24,7 @@ import msgspec
 import structlog
 from redis import exceptions as redis_errors
 
+from backend.redis_mux import Multiplexed
 from backend.redis_pool import Redis, Script
 from backend.settings import Settings
 from feed.ingest import keys
@@ -94,7 +95,7 @@ def prerank_key(settings: Settings) -> str:
 
 
 async def open_session(
-    redis: Redis,
+    redis: Redis | Multiplexed,
     settings: Settings,
     *,
     viewer_id: int,

@@ -115,6 +115,7 @@ class FeedController(Controller):
                 service.FeedRuntime(
                     conn=conn,
                     redis=rt.redis,
+                    mux=rt.mux,
                     settings=rt.settings,
                     cursors=rt.cursors,
                     cards=rt.cards,

@@ -32,6 +32,7 @@ from backend.clips.service import Signer
 from backend.cursor import CursorCodec
 from backend.db import Conn, LazyConn, Pool, transaction
 from backend.errors import BadRequest, NotFound
+from backend.redis_mux import Multiplexed
 from backend.redis_pool import Redis, Script
 from backend.settings import Settings
 from feed import queries as q
@@ -443,8 +444,8 @@ return {alive, raw}
 )
 
 
-async def _take_page(redis: Redis, keys_: list[str], args: list[int]) -> tuple[int, list[bytes]]:
-    alive, raw = cast(tuple[int, list[bytes]], await _TAKE_PAGE(redis, keys_, args))
+async def _take_page(mux: Multiplexed, keys_: list[str], args: list[int]) -> tuple[int, list[bytes]]:
+    alive, raw = cast(tuple[int, list[bytes]], await _TAKE_PAGE(mux, keys_, args))
     return int(alive), list(raw)
 
 
@@ -466,6 +467,7 @@ class FeedRuntime:
 
     conn: LazyConn
     redis: Redis
+    mux: Multiplexed  # the session's pages: one pipelined connection the process's pages share
     settings: Settings
     cursors: CursorCodec
     cards: CardCache
@@ -521,7 +523,7 @@ async def for_you(
             # One round trip reads the page, keeps the session alive and marks the page seen;
             # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
             alive, raw = await _take_page(
-                rt.redis,
+                rt.mux,
                 [key, seen] if seen else [key],
                 [offset, offset + limit - len(items) - 1, settings.feed_session_ttl_s, SEEN_TTL_S],
             )
@@ -556,7 +558,7 @@ async def _open(
     and the first page, taken with it), else empty for ranking (when ranking starts, None)."""
     if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
         opened = await ready.open_session(
-            rt.redis,
+            rt.mux,
             rt.settings,
             viewer_id=viewer_id,
             teen=teen,

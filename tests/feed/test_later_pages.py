@@ -9,6 +9,7 @@ import msgspec
 
 from backend.clips.cards import Card, CardCache
 from backend.clips.schemas import Clip, ViewerState
+from backend.redis_mux import Multiplexed
 from backend.redis_pool import create_redis
 from backend.runtime import runtime
 from feed.encoder import HashedEncoder
@@ -170,6 +171,29 @@ async def test_with_the_listener_down_every_later_page_is_checked(app, client, u
     removed = (await _queued(app, viewer, page["next_cursor"]))[0]
     await conn.execute("UPDATE clips SET status = 'removed' WHERE id = $1", removed)
     assert removed not in await _rest(client, viewer, page["next_cursor"], limit=1)
+
+
+async def test_with_the_pages_redis_connection_gone_a_page_is_a_503_and_the_cursor_still_works(
+    app, client, users, conn
+):
+    alice, viewer = await users.make("alice"), await users.make("viewer")
+    await publish_all(conn, client, alice, COOKING[:4])
+    page = await _first_page(client, viewer, limit=1)
+    rt = runtime(app.state)
+    shared = rt.mux
+    rt.mux = Multiplexed("redis://127.0.0.1:1/0")  # nobody listens there
+    try:
+        r = await client.get(
+            "/v1/feed/for-you", params={"limit": 1, "cursor": page["next_cursor"]}, headers=viewer.headers
+        )
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        r = await client.get("/v1/feed/for-you", params={"limit": 1}, headers=viewer.headers)
+        assert r.status_code == 503, r.text
+    finally:
+        rt.mux = shared
+    # Nothing was taken from the session while Redis could not be reached.
+    assert len(await _rest(client, viewer, page["next_cursor"], limit=1)) == 3
 
 
 # --- the parts on their own ----------------------------------------------------------------------
