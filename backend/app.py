@@ -23,7 +23,7 @@ from backend.accounts.passwords import Passwords
 from backend.accounts.routes import AccountController, SessionController, UserController
 from backend.accounts.session_cache import SessionCache
 from backend.clips import tasks as clip_tasks
-from backend.clips.cards import CardCache
+from backend.clips.cards import CardCache, CardLoader
 from backend.clips.routes import (
     ClipController,
     CommentController,
@@ -31,6 +31,7 @@ from backend.clips.routes import (
     UserClipsController,
     shared_clip,
 )
+from backend.clips.service import Signer
 from backend.commerce import studio_tasks
 from backend.commerce import tasks as commerce_tasks
 from backend.commerce.routes import (
@@ -162,6 +163,7 @@ def create_app(settings: Settings) -> Litestar:
             sessions = SessionCache(settings.auth_cache_s)
             visibility = VisibilityWatch()
             mux = Multiplexed(redis_url)
+            cards = CardCache(min(settings.card_cache_s, settings.media_url_ttl_s / 10))
             listener = asyncio.create_task(
                 listen(database_url, {session_cache.CHANNEL: sessions, feed_visibility.CHANNEL: visibility}),
                 name="listener",
@@ -183,7 +185,8 @@ def create_app(settings: Settings) -> Litestar:
                 encoder=res.encoder,
                 hub=hub,
                 sessions=sessions,
-                cards=CardCache(min(settings.card_cache_s, settings.media_url_ttl_s / 10)),
+                cards=cards,
+                loader=CardLoader(cards, res.pool, Signer(settings, res.signing_key)),
                 visibility=visibility,
                 rankings=asyncio.Semaphore(settings.feed_rankings),
             )

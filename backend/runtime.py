@@ -21,7 +21,7 @@ from backend.accounts import service as accounts
 from backend.accounts.passwords import Passwords
 from backend.accounts.session_cache import SessionCache
 from backend.auth import Viewer, bearer_token, hash_token
-from backend.clips.cards import CardCache
+from backend.clips.cards import CardCache, CardLoader
 from backend.cursor import CursorCodec
 from backend.db import Conn, Pool, in_transaction
 from backend.errors import Unauthorized
@@ -70,6 +70,7 @@ class Runtime:
     hub: Hub
     sessions: SessionCache
     cards: CardCache
+    loader: CardLoader  # renders the cards missing from ``cards``, many requests' at once
     visibility: VisibilityWatch
     rankings: asyncio.Semaphore  # feed rankings running at once (RIFFLE_FEED_RANKINGS)
 

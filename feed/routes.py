@@ -119,6 +119,7 @@ class FeedController(Controller):
                     settings=rt.settings,
                     cursors=rt.cursors,
                     cards=rt.cards,
+                    loader=rt.loader,
                     watch=rt.visibility,
                     signer=Signer(rt.settings, rt.signing_key),
                     rankings=rt.rankings,

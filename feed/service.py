@@ -26,7 +26,7 @@ from prometheus_client import Counter
 
 from backend.auth import is_teen
 from backend.clips import service as clips
-from backend.clips.cards import CardCache
+from backend.clips.cards import CardCache, CardLoader
 from backend.clips.queries import VISIBLE
 from backend.clips.service import Signer
 from backend.cursor import CursorCodec
@@ -471,6 +471,7 @@ class FeedRuntime:
     settings: Settings
     cursors: CursorCodec
     cards: CardCache
+    loader: CardLoader
     watch: VisibilityWatch
     signer: Signer
     rankings: asyncio.Semaphore
@@ -579,24 +580,31 @@ async def _render(
     rt: FeedRuntime, entries: list[_Entry], *, viewer_id: int | None, ranked_at: float | None
 ) -> list[RenderedItem]:
     """The entries the viewer may still see, as cards: from the process's cards when nothing
-    that could hide them changed since ranking, the rest read again with the visibility rules."""
+    that could hide them changed since ranking (rendered for many pages at once by the
+    process's card loader when it lacks them), the rest read again with the visibility rules."""
     shown: dict[int, msgspec.Raw] = {}
-    ask: list[int] = []
+    missing: list[int] = []  # nothing could have hidden them: only their cards are needed
+    ask: list[int] = []  # visibility to be checked again
     covered = rt.watch.covers(ranked_at)
     for entry in entries:
-        card = None
         if covered and entry.author_id is not None:
             assert ranked_at is not None
-            unchanged = rt.watch.unchanged(
+            if rt.watch.unchanged(
                 ranked_at, clip=entry.clip_id, author=entry.author_id, viewer=viewer_id, cameos=entry.cameos
-            )
-            card = rt.cards.get(entry.clip_id) if unchanged else None
-        if card is None:
-            ask.append(entry.clip_id)
-        else:
-            # Ranking leaves out the viewer's own clips and the ones they liked.
-            shown[entry.clip_id] = card.raw(liked=False, is_author=False)
+            ):
+                card = rt.cards.get(entry.clip_id)
+                if card is None:
+                    missing.append(entry.clip_id)
+                else:
+                    # Ranking leaves out the viewer's own clips and the ones they liked.
+                    shown[entry.clip_id] = card.raw(liked=False, is_author=False)
+                continue
+        ask.append(entry.clip_id)
     _CARDS_FROM_PROCESS.inc(len(shown))
+    if missing:
+        _CARDS_FROM_DATABASE.inc(len(missing))
+        for clip_id, card in (await rt.loader.load(missing)).items():
+            shown[clip_id] = card.raw(liked=False, is_author=False)
     if ask:
         _CARDS_FROM_DATABASE.inc(len(ask))
         found = await clips.cards(await rt.conn(), viewer_id=viewer_id, clip_ids=ask, signer=rt.signer)

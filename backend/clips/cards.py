@@ -13,11 +13,14 @@ Whether the viewer may see the clip is not the cache's business: callers decide 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
 
 from backend.clips.schemas import Clip, ViewerState
+from backend.clips.service import Signer, published_cards
+from backend.db import Pool
 
 _PLACEHOLDER = ViewerState(liked=False, is_author=False)
 _VIEWER_KEY = b'"viewer":'
@@ -75,3 +78,77 @@ class CardCache:
             while len(self._cards) > self.max_entries:
                 del self._cards[next(iter(self._cards))]
         return card
+
+
+class CardLoader:
+    """Renders the cards a process lacks, for many requests in one query.
+
+    Feed pages ask for the cards of clips their sessions hold that the process has not
+    rendered in the last ``ttl_s``: one or two a page, so one query a page, and a query's fixed
+    cost (asyncpg, PostgreSQL's per-statement work) was most of what a later page spent on
+    PostgreSQL. Requests that ask while a query is being prepared join it; while
+    ``MAX_QUERIES`` are in flight, the next query waits for one of them and collects every
+    request that asks meanwhile, so the busier the process, the larger the batch.
+
+    Only for clips whose visibility the caller has settled (they are rendered as anyone sees
+    them, no viewer's rules applied): a feed session's clips that nothing could have hidden
+    since it was ranked (feed.visibility).
+    """
+
+    MAX_QUERIES = 2
+
+    def __init__(self, cache: CardCache, pool: Pool, signer: Signer) -> None:
+        self.cache = cache
+        self._pool = pool
+        self._signer = signer
+        self._ids: set[int] = set()  # asked for, not yet in a query
+        self._waiters: list[asyncio.Future[dict[int, Card]]] = []
+        self._scheduled = False
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def load(self, clip_ids: list[int]) -> dict[int, Card]:
+        """Cards for those of ``clip_ids`` that are published (rendered now, or by a request
+        that asked at the same time), by clip id."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[dict[int, Card]] = loop.create_future()
+        self._ids.update(clip_ids)
+        self._waiters.append(waiter)
+        if not self._scheduled and len(self._running) < self.MAX_QUERIES:
+            self._scheduled = True
+            loop.call_soon(self._start)
+        rendered = await waiter
+        return {i: rendered[i] for i in clip_ids if i in rendered}
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if not self._waiters:
+            return
+        ids, waiters = list(self._ids), self._waiters
+        self._ids, self._waiters = set(), []
+        task = asyncio.create_task(self._query(ids, waiters), name="card-loader")
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._waiters and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start)
+
+    async def _query(self, ids: list[int], waiters: list[asyncio.Future[dict[int, Card]]]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                clips = await published_cards(conn, clip_ids=ids, signer=self._signer)
+            rendered = {clip.id: self.cache.put(clip) for clip in clips}
+        except asyncio.CancelledError:  # shutting down
+            for waiter in waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:  # each request answers for it (a 503 for PostgreSQL away)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(rendered)

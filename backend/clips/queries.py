@@ -129,6 +129,12 @@ SELECT id FROM up ORDER BY n DESC
 
 MANY = hydrated(f"SELECT c.id FROM clips c WHERE c.id = ANY($2::bigint[]) AND {VISIBLE}", "c.id")
 
+# Published clips as anyone sees them ($1: no viewer), for cards whose visibility the caller
+# has settled already (a feed session's clips that nothing could have hidden since ranking).
+PUBLISHED = hydrated(
+    "SELECT c.id FROM clips c WHERE c.id = ANY($2::bigint[]) AND c.status = 'published'", "c.id"
+)
+
 # Remixes below a clip, level by level: at most $3 children per clip (most remixed first) and
 # $2 levels deep. Visibility is applied when the nodes are hydrated.
 TREE_IDS = f"""

@@ -471,6 +471,15 @@ async def cards(conn: Conn, *, viewer_id: int | None, clip_ids: list[int], signe
     return {r["id"]: clip_from_row(r, signer, viewer_id) for r in await conn.fetch(q.MANY, viewer_id, ids)}
 
 
+async def published_cards(conn: Conn, *, clip_ids: list[int], signer: Signer) -> list[Clip]:
+    """The published clips among ``clip_ids`` as anyone sees them, with no visibility rule
+    applied: for callers that settled who may see them (see backend.clips.cards.CardLoader)."""
+    if not clip_ids:
+        return []
+    ids = [*clip_ids, *[clip_ids[-1]] * (ARRAY_PLAN_SIZE - len(clip_ids))]
+    return [clip_from_row(r, signer, None) for r in await conn.fetch(q.PUBLISHED, None, ids)]
+
+
 class ClipSource(msgspec.Struct, kw_only=True, frozen=True):
     """A published clip's prompt, caption, length and counters (for the product studio's
     breakdowns)."""

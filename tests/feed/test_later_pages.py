@@ -3,12 +3,16 @@ still never showing what the viewer may no longer see, whichever process made th
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import asyncpg
 import msgspec
 
-from backend.clips.cards import Card, CardCache
+from backend.clips import cards as cards_module
+from backend.clips.cards import Card, CardCache, CardLoader
 from backend.clips.schemas import Clip, ViewerState
+from backend.clips.service import Signer
 from backend.redis_mux import Multiplexed
 from backend.redis_pool import create_redis
 from backend.runtime import runtime
@@ -302,3 +306,53 @@ def test_cards_are_kept_for_their_time_and_the_oldest_go_first(monkeypatch):
     off = CardCache(0)
     off.put(_a_clip())
     assert len(off) == 0
+
+
+async def test_cards_missing_from_the_process_are_rendered_for_many_requests_in_one_query(
+    app, client, users, conn, pool, monkeypatch
+):
+    alice = await users.make("alice")
+    clips = await publish_all(conn, client, alice, COOKING[:4])
+    removed = clips[3]
+    await conn.execute("UPDATE clips SET status = 'removed' WHERE id = $1", removed)
+    rt = runtime(app.state)
+    loader = CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+    queries: list[list[int]] = []
+    real = cards_module.published_cards
+
+    async def counted(conn, *, clip_ids, signer):
+        queries.append(sorted(clip_ids))
+        return await real(conn, clip_ids=clip_ids, signer=signer)
+
+    monkeypatch.setattr(cards_module, "published_cards", counted)
+    # Ten requests at once, three of them cancelled before the answer: one query for all.
+    asking = [asyncio.create_task(loader.load([clips[i % 4], clips[(i + 1) % 4]])) for i in range(10)]
+    for task in asking[:3]:
+        task.cancel()
+    answers = await asyncio.gather(*asking[3:])
+    assert queries == [sorted(clips)]
+    for i, answer in zip(range(3, 10), answers, strict=True):
+        assert set(answer) == {clips[i % 4], clips[(i + 1) % 4]} - {removed}  # published only
+    as_read = (await client.get(f"/v1/clips/{clips[0]}", headers=alice.headers)).json()
+    card = loader.cache.get(clips[0])
+    assert card is not None
+    assert msgspec.json.decode(bytes(card.raw(liked=False, is_author=True))) == as_read
+
+
+async def test_a_failed_card_query_fails_the_requests_that_waited_on_it_and_the_next_one_runs(
+    app, client, users, conn, pool, monkeypatch
+):
+    alice = await users.make("alice")
+    clips = await publish_all(conn, client, alice, COOKING[:2])
+    rt = runtime(app.state)
+    loader = CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+    real = cards_module.published_cards
+
+    async def broken(conn, *, clip_ids, signer):
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("gone")
+
+    monkeypatch.setattr(cards_module, "published_cards", broken)
+    results = await asyncio.gather(loader.load([clips[0]]), loader.load([clips[1]]), return_exceptions=True)
+    assert all(isinstance(r, asyncpg.exceptions.ConnectionDoesNotExistError) for r in results)
+    monkeypatch.setattr(cards_module, "published_cards", real)
+    assert set(await loader.load(clips)) == set(clips)
