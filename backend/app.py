@@ -54,7 +54,12 @@ from backend.media import tasks as media_tasks
 from backend.media.routes import MediaController, UploadController
 from backend.notifications import tasks as notification_tasks
 from backend.notifications.routes import NotificationController
-from backend.observability import METRICS, RequestContextMiddleware, configure_logging, metrics_controller
+from backend.observability import (
+    RequestContextMiddleware,
+    RequestMetrics,
+    configure_logging,
+    metrics_controller,
+)
 from backend.ratelimit import Limiter
 from backend.realtime.hub import Hub
 from backend.realtime.routes import stream
@@ -224,7 +229,7 @@ def create_app(settings: Settings) -> Litestar:
 
     app = Litestar(
         route_handlers=[*ROUTES, openapi_json, metrics_controller(settings.metrics_token)],
-        middleware=[METRICS.middleware],
+        middleware=[RequestMetrics],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -9,13 +9,14 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
 
 from backend.errors import Unauthorized
 
@@ -115,14 +116,76 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-# Paths are grouped by route template (/v1/clips/{clip_id:int}), so ids never become labels.
-METRICS = PrometheusConfig(
-    app_name="riffle",
-    prefix="riffle",
-    group_path=True,
-    exclude_unhandled_paths=True,
-    exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
+class RequestMetrics:
+    """Requests counted and timed per method, route template (ids grouped away) and status:
+    ``riffle_requests_total``, ``riffle_request_duration_seconds``,
+    ``riffle_requests_in_progress`` and ``riffle_requests_error_total`` (5xx), the names and
+    labels Litestar's Prometheus plugin gave them. Its middleware built a ``Request``, parsed
+    the URL, wrapped ``send`` with ``functools.wraps`` and looked four label sets up for every
+    request: 52 µs of server CPU per request under load, an eighth of a For You later page
+    (measured against this on the same route). Here each label set's metric children are
+    looked up once and kept.
+
+    Runs as route middleware (Litestar's ``middleware=``), after routing: the route template is
+    in the scope, and unmatched paths (404s) are not counted by route. ``/metrics`` and the
+    probes are not counted."""
+
+    EXCLUDED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._done: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._in_progress: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fields = cast(dict[str, Any], scope)
+        template = fields.get("path_template")
+        if fields["type"] != "http" or template is None or template in self.EXCLUDED:
+            await self.app(scope, receive, send)
+            return
+        method: str = fields["method"]
+        started = time.perf_counter()
+        status = 500  # unless a response starts
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        in_progress = self._in_progress.get((method, template))
+        if in_progress is None:
+            in_progress = self._in_progress[method, template] = _IN_PROGRESS.labels(
+                method, template, 200, APP
+            )
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            in_progress.dec()
+            children = self._done.get((method, template, status))
+            if children is None:
+                children = self._done[method, template, status] = (
+                    _REQUESTS.labels(method, template, status, APP),
+                    _DURATION.labels(method, template, status, APP),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
+            if status >= 500:
+                _ERRORS.labels(method, template, status, APP).inc()
+
+
+APP = "riffle"
+_LABELS = ["method", "path", "status_code", "app_name"]
+_REQUESTS = Counter("riffle_requests_total", "Total requests", _LABELS)
+_DURATION = Histogram("riffle_request_duration_seconds", "Request duration, in seconds", _LABELS)
+_IN_PROGRESS = Gauge(
+    "riffle_requests_in_progress",
+    "Total requests currently in progress",
+    _LABELS,
+    multiprocess_mode="livesum",
 )
+_ERRORS = Counter("riffle_requests_error_total", "Total errors in requests", _LABELS)
 
 
 def metrics_controller(token: str | None) -> type[PrometheusController]:

@@ -118,3 +118,35 @@ async def test_a_started_app_collects_garbage_for_cycles_not_every_few_hundred_o
     full collections of 15-47 ms every second or two under load (backend/app.py)."""
     assert (await client.get("/healthz")).status_code == 200
     assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one series in Prometheus text, 0 when absent."""
+    want = {f'{k}="{v}"' for k, v in labels.items()}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            series, value = line.rsplit(" ", 1)
+            if want <= set(series[len(name) + 1 : -1].split(",")):
+                return float(value)
+    return 0.0
+
+
+async def test_requests_are_counted_and_timed_by_route_template_and_status(client, users):
+    alice = await users.make("alice")
+    before = (await client.get("/metrics")).text
+    for clip_id in (991, 992, 993):  # three ids, one route template
+        assert (await client.get(f"/v1/clips/{clip_id}", headers=alice.headers)).status_code == 404
+    assert (await client.get("/v1/me", headers=alice.headers)).status_code == 200
+    assert (await client.get("/healthz")).status_code == 200
+    after = (await client.get("/metrics")).text
+    clip = {"method": "GET", "path": "/v1/clips/{clip_id}", "status_code": "404", "app_name": "riffle"}
+    me = {"method": "GET", "path": "/v1/me", "status_code": "200"}
+    for name, labels, added in (
+        ("riffle_requests_total", clip, 3),
+        ("riffle_request_duration_seconds_count", clip, 3),
+        ("riffle_requests_total", me, 1),
+    ):
+        assert _metric(after, name, **labels) - _metric(before, name, **labels) == added, name
+    assert _metric(after, "riffle_requests_in_progress", path="/v1/me") == 0
+    assert 'path="/healthz"' not in after
+    assert "/v1/clips/991" not in after
