@@ -38,6 +38,7 @@ import re
 import resource
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -238,16 +239,26 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
         await run_for(connections, min(2.0, seconds), bare)  # warm-up: connections, caches
         rec.latencies.clear()
 
+        spies: list[subprocess.Popen[bytes]] = []
+
         def profile(name: str) -> None:
-            """py-spy on the server through the next phase (``--profile DIR``), to find hot spots."""
+            """py-spy on the server through the next phase (``--profile DIR``), to find hot spots;
+            stopped when the phase ends (a phase can end early: later pages, when the sessions
+            run out), so that the next phase does not show in it."""
             if config.get("profile") and server_pid:
                 spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-                subprocess.Popen(
-                    [spy, "record", "--pid", str(server_pid), "--duration", str(int(seconds)),
+                spies.append(subprocess.Popen(
+                    [spy, "record", "--pid", str(server_pid), "--duration", str(int(seconds) + 5),
                      "--format", "raw", "--nonblocking", "--output", f"{config['profile']}/{name}.txt"],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                ))  # fmt: skip
+
+        def profiled() -> None:
+            while spies:
+                spy = spies.pop()
+                spy.send_signal(signal.SIGINT)  # py-spy writes what it has recorded and exits
+                spy.wait(30)
 
         async def by_source(counter: str) -> dict[str, float]:
             """A counter of the server's by source: riffle_feed_cards_total (For You cards from
@@ -270,6 +281,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
                 out[name]["sessions_from_ready_feed"] = round(opened.get("ready", 0.0) / total, 3)
 
         def measured(name: str, wall: float, cpu_before: dict[str, float] | None) -> None:
+            profiled()
             out[name] = rec.summary(name, wall)
             if cpu_before is not None:
                 used = cores_used(cpu_before, cpu_by_process(pids) | {"client": client_cpu()}, wall)
