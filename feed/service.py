@@ -426,27 +426,29 @@ class _Entry(msgspec.Struct, array_like=True):
     cameos: bool = False
 
 
-# A page of a feed session in one round trip: keep the session alive, read the page, add its
-# clips to the viewer's seen set (KEYS[2], absent for signed-out viewers). Entries are msgpack
-# arrays [clip_id, reason, …]. In Redis Cluster both keys must share a slot (a hash tag).
+# A page of a feed session in one round trip: keep the session alive, take the page (leaving
+# out clips the viewer has seen since the session was filled: sessions opened from a ready feed
+# hold them, feed.ready), add its clips to the viewer's seen set (KEYS[2], absent for
+# signed-out viewers). ARGV = offset, page size, session lifetime, seen set lifetime. Answers
+# {session alive, entries, where the next page starts}. In Redis Cluster both keys must share
+# a slot (a hash tag).
 _TAKE_PAGE = Script(
-    """
+    ready.TAKE
+    + """
 local alive = redis.call('EXPIRE', KEYS[1], ARGV[3])
-local raw = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
-if KEYS[2] and #raw > 0 then
-    local ids = {}
-    for i = 1, #raw do ids[i] = (cmsgpack.unpack(raw[i]))[1] end
+local page, ids, offset = take(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if #ids > 0 then
     redis.call('SADD', KEYS[2], unpack(ids))
     redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
-return {alive, raw}
+return {alive, page, offset}
 """
 )
 
 
-async def _take_page(mux: Multiplexed, keys_: list[str], args: list[int]) -> tuple[int, list[bytes]]:
-    alive, raw = cast(tuple[int, list[bytes]], await _TAKE_PAGE(mux, keys_, args))
-    return int(alive), list(raw)
+async def _take_page(mux: Multiplexed, keys_: list[str], args: list[int]) -> tuple[int, list[bytes], int]:
+    alive, raw, offset = cast(tuple[int, list[bytes], int], await _TAKE_PAGE(mux, keys_, args))
+    return int(alive), list(raw), int(offset)
 
 
 def _session_key(settings: Settings, session_id: str) -> str:
@@ -511,8 +513,10 @@ async def for_you(
     seen = _seen_key(settings, viewer_id) if viewer_id is not None else None
     first: list[bytes] | None = None  # a new session's first page, when it opened from a ready feed
     if not cursor:
-        session_id, offset = secrets.token_urlsafe(12), 0
-        ranked_at, first = await _open(rt, session_id, viewer_id=viewer_id, seen=seen, teen=teen, limit=limit)
+        session_id = secrets.token_urlsafe(12)
+        ranked_at, first, offset = await _open(
+            rt, session_id, viewer_id=viewer_id, seen=seen, teen=teen, limit=limit
+        )
     # This request ranks a new session: keep it as the viewer's ready feed.
     keep_ready = not cursor and first is None and viewer_id is not None and settings.feed_ready_s > 0
     key = _session_key(settings, session_id)
@@ -523,10 +527,10 @@ async def for_you(
         else:
             # One round trip reads the page, keeps the session alive and marks the page seen;
             # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
-            alive, raw = await _take_page(
+            alive, raw, offset = await _take_page(
                 rt.mux,
                 [key, seen] if seen else [key],
-                [offset, offset + limit - len(items) - 1, settings.feed_session_ttl_s, SEEN_TTL_S],
+                [offset, limit - len(items), settings.feed_session_ttl_s, SEEN_TTL_S],
             )
         if cursor and not alive:
             raise BadRequest(
@@ -543,7 +547,6 @@ async def for_you(
                 keep_ready = False
             continue
         entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
-        offset += len(entries)
         items += await _render(rt, entries, viewer_id=viewer_id, ranked_at=ranked_at)
     more = bool(items) and len(items) == limit
     return RenderedPage(
@@ -554,9 +557,10 @@ async def for_you(
 
 async def _open(
     rt: FeedRuntime, session_id: str, *, viewer_id: int | None, seen: str | None, teen: bool, limit: int
-) -> tuple[float, list[bytes] | None]:
+) -> tuple[float, list[bytes] | None, int]:
     """Open a new session: from the viewer's ready feed when they have one (when it was ranked,
-    and the first page, taken with it), else empty for ranking (when ranking starts, None)."""
+    the first page, taken with it, and where the next starts), else empty for ranking (when
+    ranking starts, None, 0)."""
     if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
         opened = await ready.open_session(
             rt.mux,
@@ -573,7 +577,7 @@ async def _open(
             return opened
     _SESSIONS_RANKED.inc()
     # Taken before ranking reads anything: a change committed after is noticed.
-    return round(time.time(), 3), None
+    return round(time.time(), 3), None, 0
 
 
 async def _render(

@@ -140,7 +140,7 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
     )
     assert await ready.open_session(
         redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", page=1, seen_ttl_s=60
-    ) == (round(later, 3), [entry])
+    ) == (round(later, 3), [entry], 1)  # its next page starts after the one entry
     # A teen's ready feed is another.
     assert await ready.state(redis, settings, viewer_id=viewer.id, teen=True, seen="none") is None
     assert 0 < await redis.ttl(ready.ready_key(settings, viewer.id, False)) <= settings.feed_ready_s
@@ -164,6 +164,31 @@ async def test_a_session_from_the_ready_feed_leaves_out_what_became_hidden(
     assert _opened()[0] == before[0] + 1
     shown = _ids(page) + await _rest(client, viewer, page["next_cursor"], limit=1)
     assert shown == [i for i in kept[1:] if i not in (removed, private)]
+
+
+async def test_clips_seen_elsewhere_since_are_left_out_of_sessions_and_their_later_pages(
+    app, client, users, conn, redis, settings
+):
+    """What the viewer saw since a ready feed was ranked, or since a session was filled (on
+    another device: the event consumer adds every impression to their seen set), is not shown
+    again, wherever it sits in the ranking."""
+    chef, joker, viewer = await users.make("chef"), await users.make("joker"), await users.make("viewer")
+    await publish_all(conn, client, chef, COOKING)
+    await publish_all(conn, client, joker, PRANKS)
+    first = await _first_page(client, viewer, limit=2)
+    kept = await _ready(redis, settings, viewer)
+    seen_key = keys(settings.redis_prefix)("seen", viewer.id)
+    elsewhere = [kept[4], kept[7]]  # after the first session's page, apart from each other
+    await redis.sadd(seen_key, *elsewhere)
+
+    again = await _first_page(client, viewer, limit=2)
+    shown = _ids(again)
+    later = await _first_page(client, viewer, limit=2)  # a third session, open at the same time
+    assert _ids(later) == [i for i in kept if i not in _ids(first) + shown + elsewhere][:2]
+    # The second session's later pages: what the third showed is seen too, and left out.
+    shown += await _rest(client, viewer, again["next_cursor"], limit=2)
+    assert shown == [i for i in kept if i not in _ids(first) + elsewhere + _ids(later)]
+    assert len(set(shown)) == len(shown)
 
 
 async def test_the_worker_ranks_ahead_for_viewers_whose_events_arrive(
