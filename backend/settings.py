@@ -277,6 +277,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             ge=0,
         ),
     ] = 120
+    feed_cohorts: Annotated[
+        int,
+        _doc(
+            "Taste cohorts the worker groups viewers into; a viewer with no ready feed of their own "
+            "opens their session from their cohort's ranking instead of waiting for one (0: off).",
+            ge=0,
+            le=1024,
+        ),
+    ] = 64
+    feed_cohort_refresh_s: Annotated[
+        int, _doc("Seconds between the worker's groupings of viewers into taste cohorts.", ge=10)
+    ] = 600
     feed_prerank_lanes: Annotated[
         int,
         _doc(

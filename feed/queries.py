@@ -39,6 +39,40 @@ ON CONFLICT (user_id) DO UPDATE SET steer_plus = EXCLUDED.steer_plus, steer_minu
 ACTIVE_VIEWER = "SELECT birth_year FROM users WHERE id = $1 AND account_active(status, suspended_until)"
 USER_VECTORS = "SELECT interest, steer_plus, steer_minus FROM user_vectors WHERE user_id = $1"
 
+# Taste cohorts (feed.cohorts): the vectors of active viewers, a random sample of them to find
+# the cohorts, then all of them in pages by id to note each one's cohort.
+TASTE_SAMPLE = """
+SELECT uv.user_id, u.birth_year, uv.interest, uv.steer_plus, uv.steer_minus
+FROM user_vectors uv JOIN users u ON u.id = uv.user_id
+WHERE account_active(u.status, u.suspended_until)
+ORDER BY random()
+LIMIT $1
+"""
+TASTES_AFTER = """
+SELECT uv.user_id, u.birth_year, uv.interest, uv.steer_plus, uv.steer_minus
+FROM user_vectors uv JOIN users u ON u.id = uv.user_id
+WHERE uv.user_id > $1 AND account_active(u.status, u.suspended_until)
+ORDER BY uv.user_id
+LIMIT $2
+"""
+
+# What a list ranked for no viewer (a taste cohort's, $2 its clips) must not show viewer $1, as
+# CANDIDATE_FEATURES and the visibility predicate would leave out for them: creators they hid
+# or muted, anyone either of them blocked (with their own clips: the caller adds them), clips
+# they liked or marked not interested.
+NOT_FOR_VIEWER = """
+SELECT array(
+           SELECT blocked_id FROM blocks WHERE blocker_id = $1
+           UNION ALL SELECT blocker_id FROM blocks WHERE blocked_id = $1
+           UNION ALL SELECT creator_id FROM hidden_creators WHERE user_id = $1
+           UNION ALL SELECT muted_id FROM mutes WHERE muter_id = $1 AND (until IS NULL OR until > now())
+       ) AS authors,
+       array(
+           SELECT clip_id FROM likes WHERE user_id = $1 AND clip_id = ANY($2::bigint[])
+           UNION ALL SELECT clip_id FROM not_interested WHERE user_id = $1 AND clip_id = ANY($2::bigint[])
+       ) AS clips
+"""
+
 # What the viewer engaged with most recently and positively (liked, shared, watched to the end),
 # as content vectors weighted by how often: the material their interests are clustered from.
 # The events primary key leads with the user, so this reads one index range per partition.

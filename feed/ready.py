@@ -19,6 +19,8 @@ interested) voids it instead (:func:`forget`): the next session is ranked afresh
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import structlog
@@ -87,20 +89,40 @@ if void and tonumber(void) >= tonumber(head[1]) then return false end
 # Open a session from a ready feed and take its first page, as the session's later pages are
 # taken (the page's clips join the seen set), in one round trip: KEYS = ready feed, seen set,
 # void stamp, new session; ARGV = fewest unseen entries worth a session, session lifetime,
-# page size, seen set lifetime. The session is a server-side COPY of the ready feed less its
-# head, seen entries included: its pages skip them as they are taken, and its first page
-# starts after the run of seen entries the ready feed begins with (what the viewer's last
-# session from it showed), found by asking the seen set about the head's ids 10, 40, 160…
-# at a time. Filtering every entry here instead (the seen set asked about all of them, the
-# rest pushed into the session) cost Redis 480-530 µs of CPU a session from a ready feed of
-# 420; at 800 sessions opened a second, 0.4 of a core. Answers {ranking time, first page,
-# where the next page starts}, or nothing (no ready feed, voided since it was ranked, or too
-# little of it left unseen).
+# page size, seen set lifetime, the ranking time the caller read ('' for any: a list ranked
+# again since is not opened), then the places (from 0, head not counted) of entries this
+# viewer must not get (a taste cohort's list, feed.cohorts: their own clips, the ones they
+# liked, authors they blocked…). The session is a server-side COPY of the ready feed less its
+# head and those entries, seen entries included: its pages skip them as they are taken, and
+# its first page starts after the run of seen entries the ready feed begins with (what the
+# viewer's last session from it showed), found by asking the seen set about the head's ids
+# 10, 40, 160… at a time. Filtering every entry here instead (the seen set asked about all of
+# them, the rest pushed into the session) cost Redis 480-530 µs of CPU a session from a ready
+# feed of 420; at 800 sessions opened a second, 0.4 of a core. Answers {ranking time, first
+# page, where the next page starts}, or nothing (no ready feed, voided since it was ranked,
+# ranked again since the caller read it, or too little of it left unseen).
 _OPEN = Script(
     TAKE
     + _HEAD
     + """
-local ids, start, window = head[2], 0, 10
+if ARGV[5] ~= '' and head[1] ~= ARGV[5] then return false end
+redis.call('COPY', KEYS[1], KEYS[4], 'REPLACE')
+redis.call('LPOP', KEYS[4])
+local ids = head[2]
+if #ARGV > 5 then
+    local drop = {}
+    for i = 6, #ARGV do
+        drop[tonumber(ARGV[i])] = true
+        redis.call('LSET', KEYS[4], ARGV[i], '')  -- no entry is empty
+    end
+    redis.call('LREM', KEYS[4], 0, '')
+    local kept = {}
+    for i = 1, #ids do
+        if not drop[i - 1] then kept[#kept + 1] = ids[i] end
+    end
+    ids = kept
+end
+local start, window = 0, 10
 while start < #ids do
     local found = redis.call('SMISMEMBER', KEYS[2], unpack(ids, start + 1, math.min(start + window, #ids)))
     local i = 1
@@ -109,8 +131,6 @@ while start < #ids do
     if i <= #found then break end
     window = window * 4
 end
-redis.call('COPY', KEYS[1], KEYS[4], 'REPLACE')
-redis.call('LPOP', KEYS[4])
 local first, taken, offset = take(KEYS[4], KEYS[2], start, tonumber(ARGV[3]))
 if #first < tonumber(ARGV[1]) then
     redis.call('DEL', KEYS[4])
@@ -147,14 +167,19 @@ async def open_session(
     seen: str,
     page: int,
     seen_ttl_s: int,
+    source: str | None = None,
+    ranked: str = "",
+    drop: Sequence[int] = (),
 ) -> tuple[float, list[bytes], int] | None:
-    """Open ``session`` from the viewer's ready feed (if at least ``page`` of it is unseen) and
-    take its first ``page`` unseen entries; when it was ranked, those entries and where the
-    session's next page starts, or None."""
+    """Open ``session`` from the viewer's ready feed, or from ``source`` (another list in its
+    form: a taste cohort's, read by the caller when it was ranked at ``ranked``, less the
+    entries at the places ``drop``), if at least ``page`` of it is unseen, and take its first
+    ``page`` unseen entries; when it was ranked, those entries and where the session's next
+    page starts, or None."""
     opened = await _OPEN(
         redis,
-        [ready_key(settings, viewer_id, teen), seen, _void_key(settings, viewer_id), session],
-        [page, settings.feed_session_ttl_s, page, seen_ttl_s],
+        [source or ready_key(settings, viewer_id, teen), seen, _void_key(settings, viewer_id), session],
+        [page, settings.feed_session_ttl_s, page, seen_ttl_s, ranked, *drop],
     )
     if not isinstance(opened, list):
         return None
@@ -175,11 +200,16 @@ async def keep(
     """Keep a ranking (its entries, and their clips in the same order) as the viewer's ready
     feed, replacing the one before."""
     key = ready_key(settings, viewer_id, teen)
-    head = msgspec.msgpack.encode([f"{ranked_at:.3f}", clip_ids])
+    await store(redis, key, [f"{ranked_at:.3f}", clip_ids], entries, settings.feed_ready_s)
+
+
+async def store(redis: Redis, key: str, head: list[Any], entries: list[bytes], ttl_s: int) -> None:
+    """Write a list in a ready feed's form (``head`` first: ranking time as text, clip ids, …),
+    replacing what ``key`` held."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
-        pipe.rpush(key, head, *entries)
-        pipe.expire(key, settings.feed_ready_s)
+        pipe.rpush(key, msgspec.msgpack.encode(head), *entries)
+        pipe.expire(key, ttl_s)
         await pipe.execute()
 
 

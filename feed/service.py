@@ -35,8 +35,8 @@ from backend.errors import BadRequest, NotFound
 from backend.redis_mux import Multiplexed
 from backend.redis_pool import Redis, Script
 from backend.settings import Settings
+from feed import cohorts, ready
 from feed import queries as q
-from feed import ready
 from feed.encoder import Encoder
 from feed.ingest import keys
 from feed.schemas import Preferences, PreferencesIn, RenderedItem, RenderedPage
@@ -53,10 +53,15 @@ CARDS = Counter(
 _CARDS_FROM_PROCESS, _CARDS_FROM_DATABASE = CARDS.labels("process"), CARDS.labels("database")
 SESSIONS = Counter(
     "riffle_feed_sessions",
-    "For You sessions opened, by how: from the viewer's ready feed or ranked on the spot",
+    "For You sessions opened, by how: from the viewer's ready feed, from their taste cohort's, or "
+    "ranked on the spot",
     ["source"],
 )
-_SESSIONS_READY, _SESSIONS_RANKED = SESSIONS.labels("ready"), SESSIONS.labels("ranked")
+_SESSIONS_READY, _SESSIONS_COHORT, _SESSIONS_RANKED = (
+    SESSIONS.labels("ready"),
+    SESSIONS.labels("cohort"),
+    SESSIONS.labels("ranked"),
+)
 TRENDING_HOURS = 24
 TRENDING_DECAY = 0.9  # per hour
 SOURCE_LIMIT = 150
@@ -204,7 +209,7 @@ class Candidate:
     cameos: bool = False  # appears with a cameo (whose consent can change)
 
 
-def _taste(row: Any) -> np.ndarray | None:
+def taste_of(row: Any) -> np.ndarray | None:
     """Interest, nudged by steering: towards what they asked for, away from what they did not."""
     total = np.zeros(256, dtype=np.float32)
     if row["interest"] is not None and (interest := unit(row["interest"].to_numpy())) is not None:
@@ -266,7 +271,7 @@ async def interest_queries(conn: Conn, user_id: int) -> tuple[np.ndarray | None,
     row = await conn.fetchrow(q.USER_VECTORS, user_id)
     if row is None:
         return None, []
-    taste = _taste(row)
+    taste = taste_of(row)
     recent = await conn.fetch(q.RECENT_POSITIVE, user_id, INTEREST_EVENTS)
     if not recent:
         return taste, [taste] if taste is not None else []
@@ -283,9 +288,10 @@ async def interest_queries(conn: Conn, user_id: int) -> tuple[np.ndarray | None,
 
 
 async def _gather(
-    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None
+    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, taste: np.ndarray | None = None
 ) -> tuple[dict[int, Candidate], np.ndarray | None]:
-    """Candidates from every source, and the viewer's taste (None when they have none)."""
+    """Candidates from every source, and the viewer's taste (None when they have none; for no
+    viewer, ``taste`` when given: a taste cohort's, feed.cohorts)."""
     found: dict[int, Candidate] = {}
 
     def add(clip_id: int, reason: str) -> None:
@@ -294,7 +300,10 @@ async def _gather(
             cand = found[clip_id] = Candidate(clip_id)
         cand.reasons.add(reason)
 
-    taste, queries = await interest_queries(conn, viewer_id) if viewer_id is not None else (None, [])
+    if viewer_id is not None:
+        taste, queries = await interest_queries(conn, viewer_id)
+    else:
+        queries = [taste] if taste is not None else []
     if queries:
         await conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -391,9 +400,15 @@ _FEATURES = q.CANDIDATE_FEATURES.format(visible=VISIBLE)
 
 
 async def _rank(
-    conn: Conn, redis: Redis, settings: Settings, viewer_id: int | None, exclude: set[int], teen: bool = True
+    conn: Conn,
+    redis: Redis,
+    settings: Settings,
+    viewer_id: int | None,
+    exclude: set[int],
+    teen: bool = True,
+    taste: np.ndarray | None = None,
 ) -> list[Candidate]:
-    found, taste = await _gather(conn, redis, settings, viewer_id)
+    found, taste = await _gather(conn, redis, settings, viewer_id, taste)
     seen: set[int] = set()
     if viewer_id is not None:
         seen = {int(m) for m in await redis.smembers(_seen_key(settings, viewer_id))}
@@ -558,9 +573,10 @@ async def for_you(
 async def _open(
     rt: FeedRuntime, session_id: str, *, viewer_id: int | None, seen: str | None, teen: bool, limit: int
 ) -> tuple[float, list[bytes] | None, int]:
-    """Open a new session: from the viewer's ready feed when they have one (when it was ranked,
-    the first page, taken with it, and where the next starts), else empty for ranking (when
-    ranking starts, None, 0)."""
+    """Open a new session: from the viewer's ready feed when they have one, else from their
+    taste cohort's (:mod:`feed.cohorts`) when they have one (when it was ranked, the first
+    page, taken with it, and where the next starts), else empty for ranking (when ranking
+    starts, None, 0)."""
     if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
         opened = await ready.open_session(
             rt.mux,
@@ -575,6 +591,21 @@ async def _open(
         if opened is not None:
             _SESSIONS_READY.inc()
             return opened
+        if rt.settings.feed_cohorts:
+            opened = await cohorts.open_session(
+                rt.mux,
+                rt.conn,
+                rt.settings,
+                viewer_id=viewer_id,
+                teen=teen,
+                session=_session_key(rt.settings, session_id),
+                seen=seen,
+                page=limit,
+                seen_ttl_s=SEEN_TTL_S,
+            )
+            if opened is not None:
+                _SESSIONS_COHORT.inc()
+                return opened
     _SESSIONS_RANKED.inc()
     # Taken before ranking reads anything: a change committed after is noticed.
     return round(time.time(), 3), None, 0
@@ -652,6 +683,16 @@ async def _keep_ready(
         clip_ids=[c.clip_id for c in ranked],
         entries=_entries(ranked),
     )
+
+
+async def rank_taste(
+    conn: Conn, redis: Redis, settings: Settings, taste: np.ndarray, teen: bool
+) -> list[tuple[int, int, bytes]]:
+    """A session's ranking for a taste and no viewer (a taste cohort's, feed.cohorts): clips
+    anyone may see, as a session holds them; (clip id, author id, entry) each, in order."""
+    async with conn.transaction():  # ranking sets the HNSW search options with SET LOCAL
+        ranked = await _rank(conn, redis, settings, None, exclude=set(), teen=teen, taste=taste)
+    return [(c.clip_id, c.author_id, entry) for c, entry in zip(ranked, _entries(ranked), strict=True)]
 
 
 async def prerank(pool: Pool, redis: Redis, settings: Settings, viewer_id: int) -> bool:

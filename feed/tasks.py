@@ -1,4 +1,5 @@
-"""Feed jobs: the event stream consumer, feeds ranked ahead, clip embeddings, event partitions."""
+"""Feed jobs: the event stream consumer, feeds ranked ahead, taste cohorts, clip embeddings, event
+partitions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from saq import CronJob
 from backend.cancel import raise_if_cancelled
 from backend.db import Conn, transaction
 from backend.worker import Resources, Task, resources
-from feed import behaviour, ready, service
+from feed import behaviour, cohorts, ready, service
 from feed.ingest import HELP_BACKLOG, EventConsumer, keys
 
 log = structlog.get_logger()
@@ -84,6 +85,30 @@ async def _prerank_lane(res: Resources) -> None:
             backoff = min(backoff * 2, 10.0)
 
 
+async def cohort_feeds(res: Resources) -> None:
+    """Runs for the life of a worker process: groups viewers into taste cohorts and ranks their
+    lists (:mod:`feed.cohorts`) when it starts and every ``feed_cohort_refresh_s`` after, one
+    worker process at a time."""
+    if not (res.settings.feed_cohorts and res.settings.feed_ready_s):
+        return
+    while True:
+        raise_if_cancelled()
+        try:
+            built = await cohorts.build_if_due(
+                res.pool, res.redis, res.settings, taste=service.taste_of, rank=service.rank_taste
+            )
+            if built is not None:
+                log.info("feed.cohorts_built", **built.__dict__)
+            pause = res.settings.feed_cohort_refresh_s / 4
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # sessions rank on the spot meanwhile
+            log.warning("feed.cohorts_failed", error=repr(exc))
+            pause = 10.0
+        raise_if_cancelled()  # a cancellation lost in the build must not wait out the pause
+        await asyncio.sleep(pause)
+
+
 async def embed_clip(ctx: dict[str, Any], *, clip_id: int) -> None:
     res = resources(ctx)
     async with transaction(res.pool) as conn:
@@ -131,4 +156,4 @@ CRON: list[CronJob[Any]] = [
     CronJob(event_partitions, cron="7 3 * * *", unique=True),
     CronJob(rebuild_behaviour, cron="23 * * * *", unique=True, timeout=1800),
 ]
-LOOPS = [consume_events, prerank_feeds]
+LOOPS = [consume_events, prerank_feeds, cohort_feeds]

@@ -107,15 +107,17 @@ class RedisSwallowingCancellation:
 async def test_stopped_the_worker_s_loops_all_stop_even_when_a_call_swallowed_the_cancellation(
     settings, monkeypatch
 ):
-    """Every loop (event consumers, ranking-ahead lanes, the outbox relay) is stopped while in a
-    call that swallows the cancellation; stop() still returns, and none of them runs on."""
+    """Every loop (event consumers, ranking-ahead lanes, the cohort builder, the outbox relay) is
+    stopped while in a call that swallows the cancellation; stop() still returns, and none of
+    them runs on."""
     swallow = SwallowsCancellation()
     monkeypatch.setattr(outbox, "relay", swallow.wrap(outbox.relay))
     async with open_resources(settings) as real:
         res = dataclasses.replace(real, redis=RedisSwallowingCancellation(real.redis, swallow))
         worker = BackgroundWorker(res, tasks=[record_it], loops=feed_tasks.LOOPS)
         await worker.start()
-        expected = settings.events_consumers + settings.feed_prerank_lanes + 1  # and the relay
+        # and the taste cohorts' builder, and the relay
+        expected = settings.events_consumers + settings.feed_prerank_lanes + 1 + 1
         try:
             assert await until(lambda: len(swallow.held) == expected), swallow.held
         finally:
