@@ -14,6 +14,7 @@ Whether the viewer may see the clip is not the cache's business: callers decide 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import msgspec
@@ -70,8 +71,10 @@ class CardCache:
         return card
 
     def put(self, clip: Clip) -> Card:
-        """Render ``clip`` and keep it (for ``ttl_s``; not at all when that is 0)."""
-        card = Card(clip, time.monotonic() + self.ttl_s)
+        """Render ``clip`` and keep it (for 80-100% of ``ttl_s``, at random: cards rendered
+        together, as the first pages of many sessions from one taste cohort's list are, must
+        not all expire together and be rendered again in one burst; not at all when it is 0)."""
+        card = Card(clip, time.monotonic() + self.ttl_s * (0.8 + 0.2 * random.random()))  # noqa: S311
         if self.ttl_s > 0:
             self._cards.pop(clip.id, None)  # re-inserted last: the dict stays oldest first
             self._cards[clip.id] = card
