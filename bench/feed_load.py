@@ -10,7 +10,9 @@ seeded events, as the event consumer would have left them. Phases, in order:
 
 1. bare: `GET /healthz` (no I/O), the ceiling for this server, client and machine;
 2. first pages: every connection opens new feed sessions (`GET /v1/feed/for-you`, no cursor)
-   for viewers who have nothing ranked yet, so each is ranked on the spot;
+   for viewers who have no ready feed of their own yet: each opens from their taste cohort's
+   ranking (feed.cohorts; the benchmark waits for the worker to build the cohorts, which it
+   does as it starts), or with `--no-cohorts` (RIFFLE_FEED_COHORTS=0) is ranked on the spot;
 3. later pages: every connection pages through sessions opened in phase 2 (`?cursor=`), at
    most 25 pages per session, so no session needs a refill;
 4. viewers come back: each sends a batch of events (one impression, as the app does while
@@ -114,6 +116,21 @@ async def sign_out(database_url: str) -> None:
         await conn.execute("DELETE FROM sessions WHERE user_agent = $1", AGENT)
     finally:
         await conn.close()
+
+
+async def cohorts_built(redis_url: str, seconds: float = 180.0) -> dict[str, Any]:
+    """Wait for the server's worker to group the viewers into taste cohorts (feed.cohorts: it
+    does when it starts); what it built, or {} if it did not within ``seconds``."""
+    redis = create_redis(redis_url)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if (built := await redis.get(keys(PREFIX)("cohort-built"))) is not None:
+                return dict(json.loads(built))
+            await asyncio.sleep(0.5)
+        return {}
+    finally:
+        await redis.aclose()
 
 
 async def warm_redis(database_url: str, redis_url: str, user_ids: list[int]) -> dict[str, int]:
@@ -279,6 +296,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
             opened = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
             if total := sum(opened.values()):
                 out[name]["sessions_from_ready_feed"] = round(opened.get("ready", 0.0) / total, 3)
+                out[name]["sessions_from_cohort"] = round(opened.get("cohort", 0.0) / total, 3)
 
         def measured(name: str, wall: float, cpu_before: dict[str, float] | None) -> None:
             profiled()
@@ -464,6 +482,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--viewers", type=int, default=2048)
+    parser.add_argument(
+        "--no-cohorts", action="store_true", help="no taste cohorts: first pages are ranked on the spot"
+    )
     parser.add_argument("--profile", help="record py-spy profiles of the server per phase into this folder")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -481,7 +502,8 @@ def main() -> None:
         warmed["postgres_pages_prewarmed"] = sum(prewarm(svc.database_url).values())
         event_clips = asyncio.run(some_clips(svc.database_url, 256))
         try:
-            with serve(svc) as server:
+            with serve(svc, **({"RIFFLE_FEED_COHORTS": "0"} if args.no_cohorts else {})) as server:
+                built = {} if args.no_cohorts else asyncio.run(cohorts_built(svc.redis_url))
                 result = run_client(
                     {
                         "base": server.base,
@@ -500,6 +522,7 @@ def main() -> None:
     report = {
         "data_set": {k: seeded[k] for k in ("clips", "users", "events")},
         "viewers": len(viewers),
+        "cohorts": built,
         "redis": warmed,
         "connections": args.connections,
         "seconds_per_phase": args.seconds,
