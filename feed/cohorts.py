@@ -170,47 +170,26 @@ class _Head(msgspec.Struct, array_like=True):
 
 
 async def open_session(
-    redis: Multiplexed,
-    conn: LazyConn,
-    settings: Settings,
-    *,
-    viewer_id: int,
-    teen: bool,
-    session: str,
-    seen: str,
-    page: int,
-    seen_ttl_s: int,
+    redis: Multiplexed, conn: LazyConn, settings: Settings, new: ready.Opening
 ) -> tuple[float, list[bytes], int] | None:
-    """Open ``session`` from the viewer's cohort's list, less what they must not get (see the
+    """Open the session from the viewer's cohort's list, less what they must not get (see the
     module's text), and take its first page, as :func:`feed.ready.open_session` does; None
     when they have no cohort or it has no list for them."""
-    cohort = await redis.execute("HGET", members_key(settings), viewer_id)
+    cohort = await redis.execute("HGET", members_key(settings), new.viewer_id)
     if cohort is None:
         return None
-    source = cohort_key(settings, int(cohort), teen)
+    source = cohort_key(settings, int(cohort), new.teen)
     raw = await redis.execute("LINDEX", source, 0)
     if raw is None:
         return None
     head = msgspec.msgpack.decode(raw, type=_Head)
-    row = await (await conn()).fetchrow(q.NOT_FOR_VIEWER, viewer_id, head.clip_ids)
+    row = await (await conn()).fetchrow(q.NOT_FOR_VIEWER, new.viewer_id, head.clip_ids)
     await conn.release()
     assert row is not None
-    authors, clips = {viewer_id, *row["authors"]}, set(row["clips"])
+    authors, clips = {new.viewer_id, *row["authors"]}, set(row["clips"])
     drop = [
         place
         for place, (clip, author) in enumerate(zip(head.clip_ids, head.authors, strict=True))
         if clip in clips or author in authors
     ]
-    return await ready.open_session(
-        redis,
-        settings,
-        viewer_id=viewer_id,
-        teen=teen,
-        session=session,
-        seen=seen,
-        page=page,
-        seen_ttl_s=seen_ttl_s,
-        source=source,
-        ranked=head.ranked,
-        drop=drop,
-    )
+    return await ready.open_session(redis, settings, new, source=source, ranked=head.ranked, drop=drop)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -157,29 +158,41 @@ def prerank_key(settings: Settings) -> str:
     return keys(settings.redis_prefix)("prerank")
 
 
+@dataclass(frozen=True)
+class Opening:
+    """A new session to open: whose, where, what they have seen, its first page's size."""
+
+    viewer_id: int
+    teen: bool
+    session: str  # its key
+    seen: str  # the viewer's seen set
+    page: int
+    seen_ttl_s: int
+
+
 async def open_session(
     redis: Redis | Multiplexed,
     settings: Settings,
+    new: Opening,
     *,
-    viewer_id: int,
-    teen: bool,
-    session: str,
-    seen: str,
-    page: int,
-    seen_ttl_s: int,
     source: str | None = None,
     ranked: str = "",
     drop: Sequence[int] = (),
 ) -> tuple[float, list[bytes], int] | None:
-    """Open ``session`` from the viewer's ready feed, or from ``source`` (another list in its
+    """Open the session from the viewer's ready feed, or from ``source`` (another list in its
     form: a taste cohort's, read by the caller when it was ranked at ``ranked``, less the
-    entries at the places ``drop``), if at least ``page`` of it is unseen, and take its first
-    ``page`` unseen entries; when it was ranked, those entries and where the session's next
+    entries at the places ``drop``), if at least a page of it is unseen, and take its first
+    page of unseen entries; when it was ranked, those entries and where the session's next
     page starts, or None."""
     opened = await _OPEN(
         redis,
-        [source or ready_key(settings, viewer_id, teen), seen, _void_key(settings, viewer_id), session],
-        [page, settings.feed_session_ttl_s, page, seen_ttl_s, ranked, *drop],
+        [
+            source or ready_key(settings, new.viewer_id, new.teen),
+            new.seen,
+            _void_key(settings, new.viewer_id),
+            new.session,
+        ],
+        [new.page, settings.feed_session_ttl_s, new.page, new.seen_ttl_s, ranked, *drop],
     )
     if not isinstance(opened, list):
         return None

@@ -5,7 +5,9 @@ viewer's interests through the HNSW index, followed creators, trending, remixes 
 liked, and fresh clips that still need impressions), filtered in one query (seen, blocked,
 muted, hidden creators, not interested, not visible), scored, spread across authors and
 topics, and stored as a *feed session* in Redis behind a signed cursor. Later pages read the
-session and refill it when it runs low, so nothing repeats within a session.
+session and refill it when it runs low, so nothing repeats within a session. A signed-in
+viewer's first page usually ranks nothing: it opens from their ready feed (feed.ready), or
+from their taste cohort's list (feed.cohorts).
 """
 
 from __future__ import annotations
@@ -578,31 +580,13 @@ async def _open(
     page, taken with it, and where the next starts), else empty for ranking (when ranking
     starts, None, 0)."""
     if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
-        opened = await ready.open_session(
-            rt.mux,
-            rt.settings,
-            viewer_id=viewer_id,
-            teen=teen,
-            session=_session_key(rt.settings, session_id),
-            seen=seen,
-            page=limit,
-            seen_ttl_s=SEEN_TTL_S,
-        )
+        new = ready.Opening(viewer_id, teen, _session_key(rt.settings, session_id), seen, limit, SEEN_TTL_S)
+        opened = await ready.open_session(rt.mux, rt.settings, new)
         if opened is not None:
             _SESSIONS_READY.inc()
             return opened
         if rt.settings.feed_cohorts:
-            opened = await cohorts.open_session(
-                rt.mux,
-                rt.conn,
-                rt.settings,
-                viewer_id=viewer_id,
-                teen=teen,
-                session=_session_key(rt.settings, session_id),
-                seen=seen,
-                page=limit,
-                seen_ttl_s=SEEN_TTL_S,
-            )
+            opened = await cohorts.open_session(rt.mux, rt.conn, rt.settings, new)
             if opened is not None:
                 _SESSIONS_COHORT.inc()
                 return opened

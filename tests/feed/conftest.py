@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from backend import db
+from backend.redis_pool import Redis, create_redis
 from backend.runtime import runtime
 from feed.visibility import VisibilityWatch
 
@@ -28,6 +29,14 @@ async def until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+@pytest.fixture
+async def redis(settings) -> AsyncIterator[Redis]:
+    """A client of the test's own (the app's runs on the test client's event loop)."""
+    client = create_redis(settings.redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

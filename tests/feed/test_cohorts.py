@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import numpy as np
-import pytest
 
-from backend.redis_pool import Redis, create_redis
 from feed import cohorts, ready, service, tasks
 from tests.feed.test_feed import COOKING, PRANKS, publish_all
 from tests.feed.test_later_pages import _first_page, _rest
+from tests.feed.test_ready import _ids
 
 
 def _opened() -> tuple[float, float, float]:
@@ -27,17 +26,6 @@ def _opened() -> tuple[float, float, float]:
         service._SESSIONS_COHORT._value.get(),
         service._SESSIONS_RANKED._value.get(),
     )
-
-
-def _ids(page) -> list[int]:
-    return [item["clip"]["id"] for item in page["items"]]
-
-
-@pytest.fixture
-async def redis(settings) -> AsyncIterator[Redis]:
-    client = create_redis(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def _steer(client, user, text: str) -> None:

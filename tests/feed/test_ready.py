@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import msgspec
-import pytest
 
-from backend.redis_pool import Redis, create_redis
 from feed import ready, service, tasks
 from feed.ingest import EventConsumer, keys
 from tests.factories import UserFactory
@@ -31,14 +28,6 @@ def _opened() -> tuple[float, float]:
 
 def _ids(page) -> list[int]:
     return [item["clip"]["id"] for item in page["items"]]
-
-
-@pytest.fixture
-async def redis(settings) -> AsyncIterator[Redis]:
-    """A client of the test's own (the app's runs on the test client's event loop)."""
-    client = create_redis(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def _ready(redis, settings, viewer, teen: bool = False) -> list[int]:
@@ -119,6 +108,7 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
     started = time.time()
     await ready.forget(redis, settings, viewer.id)
     entry = msgspec.msgpack.encode([1, "new", 2, False])
+    opening = ready.Opening(viewer.id, teen=False, session="s", seen="none", page=1, seen_ttl_s=60)
     for ranked_at in (started, time.time() + ready.VOID_GRACE_S / 2):  # before, and within the grace
         await ready.keep(
             redis,
@@ -130,17 +120,17 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
             entries=[entry],
         )
         assert await ready.state(redis, settings, viewer_id=viewer.id, teen=False, seen="none") is None
-        opened = await ready.open_session(
-            redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", page=1, seen_ttl_s=60
-        )
+        opened = await ready.open_session(redis, settings, opening)
         assert opened is None
     later = time.time() + ready.VOID_GRACE_S + 0.01
     await ready.keep(
         redis, settings, viewer_id=viewer.id, teen=False, ranked_at=later, clip_ids=[1], entries=[entry]
     )
-    assert await ready.open_session(
-        redis, settings, viewer_id=viewer.id, teen=False, session="s", seen="none", page=1, seen_ttl_s=60
-    ) == (round(later, 3), [entry], 1)  # its next page starts after the one entry
+    assert await ready.open_session(redis, settings, opening) == (
+        round(later, 3),
+        [entry],
+        1,
+    )  # its next page starts after the one entry
     # A teen's ready feed is another.
     assert await ready.state(redis, settings, viewer_id=viewer.id, teen=True, seen="none") is None
     assert 0 < await redis.ttl(ready.ready_key(settings, viewer.id, False)) <= settings.feed_ready_s
