@@ -183,17 +183,44 @@ def _signal(user_id: int, kind: str, clip_id: int) -> StoredEvent:
 # --- trending -------------------------------------------------------------------------------
 
 
+TRENDING_PER_HOUR = 500  # the top of each hourly bucket that counts towards trending
+TRENDING_KEPT = 1000  # how many trending clips the shared cache holds
+
+
 async def trending_ids(redis: Redis, prefix: str, *, limit: int) -> list[int]:
-    """Clips by time-decayed engagement: hourly buckets summed with weights 0.9^age (cached 30 s)."""
+    """Clips by time-decayed engagement: the top ``TRENDING_PER_HOUR`` of each hourly bucket,
+    summed with weights 0.9^age, kept ``TRENDING_KEPT`` deep in a cache all processes share
+    for 30 s. A clip outside the top 500 of every one of the last 24 hours is not trending.
+
+    Summed here, not with ZUNIONSTORE over the whole buckets: on the benchmark's data (25
+    buckets, 196,000 members in all) that one command took Redis 200-280 ms, and Redis answers
+    nothing else meanwhile, so every request in flight waited that long, every 30 s; reading
+    the buckets' tops is a few milliseconds of the caller's time and no long command."""
     k = keys(prefix)
     cache = k("trending", "now")
-    if not await redis.exists(cache):
-        hour = int(time.time() // 3600)
-        buckets = {k("trending", hour - i): TRENDING_DECAY**i for i in range(TRENDING_HOURS)}
-        await redis.zunionstore(cache, buckets)
-        await redis.expire(cache, 30)
     members: Any = await redis.zrevrange(cache, 0, limit - 1)
-    return [int(member) for member in members]
+    if not members and not await redis.exists(cache):
+        hour = int(time.time() // 3600)
+        async with redis.pipeline(transaction=False) as pipe:
+            for age in range(TRENDING_HOURS):
+                pipe.zrevrange(k("trending", hour - age), 0, TRENDING_PER_HOUR - 1, withscores=True)
+            tops: list[Any] = await pipe.execute()
+        scores: dict[bytes, float] = {}
+        for age, top in enumerate(tops):
+            weight = TRENDING_DECAY**age
+            for member, score in top:
+                scores[member] = scores.get(member, 0.0) + weight * float(score)
+        best = dict(sorted(scores.items(), key=lambda item: item[1], reverse=True)[:TRENDING_KEPT])
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(cache)
+            if best:
+                pipe.zadd(cache, best)
+            else:  # nothing trending: remember that for 30 s too
+                pipe.zadd(cache, {b"": 0.0})
+            pipe.expire(cache, 30)
+            await pipe.execute()
+        members = sorted(best, key=best.__getitem__, reverse=True)[:limit]
+    return [int(member) for member in members if member]
 
 
 # --- For You --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backend.redis_pool import create_redis
+from feed import service
 from feed.encoder import HashedEncoder
 from feed.ingest import EventConsumer, keys
 from feed.service import embed_clips
@@ -110,3 +111,27 @@ async def test_a_batch_moves_trending_by_hour_and_each_viewers_seen_set(client, 
             assert await redis.ttl(key) > 0
     finally:
         await redis.aclose()
+
+
+async def test_trending_sums_the_top_of_each_hour_decayed_by_age_and_is_shared_for_a_while(
+    redis, settings, monkeypatch
+):
+    k = keys(settings.redis_prefix)
+    hour = int(datetime.now(UTC).timestamp() // 3600)
+    await redis.zadd(k("trending", hour), {"1": 10.0, "2": 5.0})
+    await redis.zadd(k("trending", hour - 1), {"3": 12.0, "2": 4.0})
+    await redis.zadd(k("trending", hour - 30), {"4": 1000.0})  # older than a day: not counted
+    # 3 scores 12 x 0.9 = 10.8; 2 counts only where it is among the top of its hour.
+    monkeypatch.setattr(service, "TRENDING_PER_HOUR", 1)
+    assert await service.trending_ids(redis, settings.redis_prefix, limit=10) == [3, 1]
+    # The next 30 s every caller reads the same answer, whatever arrives meanwhile.
+    await redis.zadd(k("trending", hour), {"5": 100.0})
+    assert await service.trending_ids(redis, settings.redis_prefix, limit=1) == [3]
+    await redis.delete(k("trending", "now"))
+    monkeypatch.setattr(service, "TRENDING_PER_HOUR", 500)
+    assert await service.trending_ids(redis, settings.redis_prefix, limit=10) == [5, 3, 1, 2]
+    assert 0 < await redis.ttl(k("trending", "now")) <= 30
+    # Nothing trending at all is remembered as such too.
+    await redis.flushdb()
+    assert await service.trending_ids(redis, settings.redis_prefix, limit=10) == []
+    assert await redis.exists(k("trending", "now"))
