@@ -24,6 +24,7 @@ there is what the feed serves.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,9 +138,10 @@ class Rebuilt:
     seconds: float
 
 
-async def rebuild(pool: Pool, *, window_days: int, chunk: int = 50_000) -> Rebuilt:
+async def rebuild(pool: Pool, *, window_days: int, chunk: int = 5_000) -> Rebuilt:
     """Recompute every clip's behaviour vector and embedding from the window's events; write
-    the ones that moved (cosine below :data:`DRIFT`)."""
+    the ones that moved (cosine below :data:`DRIFT`). Rows come ``chunk`` at a time: each
+    fetch is decoded and gone through without a pause for anything else in the process."""
     started = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
         users: list[int] = []
@@ -164,6 +166,39 @@ async def rebuild(pool: Pool, *, window_days: int, chunk: int = 50_000) -> Rebui
             engaged.append(row["engaged"])
     if not ids:
         return Rebuilt(len(weights), 0, 0, 0, time.perf_counter() - started)
+    # Seconds of numpy and Python over every pair and clip: in a thread, so that an API served
+    # by the same process (riffle serve) keeps answering meanwhile (the thread gives the event
+    # loop the interpreter every few milliseconds; numpy's own loops let go of it).
+    pairs, viewers, behaviour, new, e_moved, moved = await asyncio.to_thread(
+        _recompute, ids, users, clips, weights, content_rows, old_rows, old_behaviour, engaged
+    )
+    if len(moved):
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(_STAGE)
+            await conn.copy_records_to_table(
+                "behaviour_in",
+                records=((ids[i], behaviour[i], new[i] if e_moved[i] else None) for i in moved),
+                columns=("clip_id", "behaviour", "embedding"),
+            )
+            await conn.execute(_APPLY_BEHAVIOUR)
+            await conn.execute(_APPLY_EMBEDDINGS)
+    done = Rebuilt(pairs, viewers, len(ids), len(moved), round(time.perf_counter() - started, 2))
+    log.info("feed.behaviour.rebuilt", **done.__dict__)
+    return done
+
+
+def _recompute(
+    ids: list[int],
+    users: list[int],
+    clips: list[int],
+    weights: list[float],
+    content_rows: list[np.ndarray],
+    old_rows: list[np.ndarray],
+    old_behaviour: list[np.ndarray],
+    engaged: list[int],
+) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Behaviour vectors and embeddings from the pairs; how many pairs and viewers counted,
+    the new behaviours and embeddings, which embeddings moved and which clips moved at all."""
     clip_index = {clip_id: i for i, clip_id in enumerate(ids)}
     user_ids = sorted(set(users))
     user_index = {user_id: i for i, user_id in enumerate(user_ids)}
@@ -184,17 +219,4 @@ async def rebuild(pool: Pool, *, window_days: int, chunk: int = 50_000) -> Rebui
     b_new, b_old = unit_rows(behaviour), unit_rows(np.stack(old_behaviour))
     b_moved = (np.einsum("ij,ij->i", b_new, b_old) < DRIFT) & (np.linalg.norm(behaviour, axis=1) > 1e-9)
     e_moved = np.einsum("ij,ij->i", new, old) < DRIFT
-    moved = np.flatnonzero(e_moved | b_moved)
-    if len(moved):
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(_STAGE)
-            await conn.copy_records_to_table(
-                "behaviour_in",
-                records=((ids[i], behaviour[i], new[i] if e_moved[i] else None) for i in moved),
-                columns=("clip_id", "behaviour", "embedding"),
-            )
-            await conn.execute(_APPLY_BEHAVIOUR)
-            await conn.execute(_APPLY_EMBEDDINGS)
-    done = Rebuilt(len(keep), len(user_ids), len(ids), len(moved), round(time.perf_counter() - started, 2))
-    log.info("feed.behaviour.rebuilt", **done.__dict__)
-    return done
+    return len(keep), len(user_ids), behaviour, new, e_moved, np.flatnonzero(e_moved | b_moved)
