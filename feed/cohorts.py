@@ -27,6 +27,7 @@ index walks: follows, trending, fresh).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -98,6 +99,10 @@ def centroids_of(units: np.ndarray, k: int, rng: np.random.Generator, rounds: in
     return centroids
 
 
+def _nearest(units: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    return np.argmax(units @ centroids.T, axis=1)
+
+
 def _units(rows: list[Any], taste: Taste) -> tuple[list[Any], np.ndarray]:
     """The rows with a taste, and their tastes as unit rows."""
     kept, vectors = [], []
@@ -123,7 +128,11 @@ async def build(pool: Pool, redis: Redis, settings: Settings, *, taste: Taste, r
     _, sample = _units(await pool.fetch(q.TASTE_SAMPLE, SAMPLE), taste)
     if not len(sample):
         return done
-    centroids = centroids_of(sample, settings.feed_cohorts, np.random.default_rng(len(sample)))
+    # numpy's products let go of the interpreter: in a thread, the process's API keeps answering
+    # (20,000 tastes into 64 cohorts: seconds of a slow core).
+    centroids = await asyncio.to_thread(
+        centroids_of, sample, settings.feed_cohorts, np.random.default_rng(len(sample))
+    )
     done.cohorts = len(centroids)
     wanted: set[tuple[int, bool]] = set()  # (cohort, teen) pairs with members
     after = 0
@@ -132,7 +141,7 @@ async def build(pool: Pool, redis: Redis, settings: Settings, *, taste: Taste, r
         kept, units = _units(rows, taste)
         if not kept:
             continue
-        nearest = [int(c) for c in np.argmax(units @ centroids.T, axis=1)]
+        nearest = [int(c) for c in await asyncio.to_thread(_nearest, units, centroids)]
         of = {row["user_id"]: c for row, c in zip(kept, nearest, strict=True)}
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hset(members_key(settings), mapping=of)
