@@ -175,6 +175,13 @@ async def warm_redis(database_url: str, redis_url: str, user_ids: list[int]) -> 
 # --- the load generator (runs in its own process) -------------------------------------------
 
 
+def tenths(values: list[float]) -> list[list[float]]:
+    """The values in ten parts, in order (none when there are fewer than 100)."""
+    if len(values) < 100:
+        return []
+    return [values[i * len(values) // 10 : (i + 1) * len(values) // 10] for i in range(10)]
+
+
 class Recorder:
     def __init__(self) -> None:
         self.latencies: dict[str, list[float]] = collections.defaultdict(list)
@@ -190,6 +197,10 @@ class Recorder:
             "p90_ms": ms(percentile(values, 0.9)),
             "p99_ms": ms(percentile(values, 0.99)),
             "max_ms": ms(max(values)) if values else None,
+            # p99 of each tenth of the phase's answers in the order they came: a phase's first
+            # tenth also pays for what a process does the first time (caches empty, tokens and
+            # statements new), the rest is the steady state
+            "p99_by_tenth": [ms(percentile(part, 0.99)) for part in tenths(values)],
         }
 
 
