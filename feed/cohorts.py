@@ -38,7 +38,7 @@ import numpy as np
 import structlog
 
 from backend.auth import is_teen
-from backend.db import Conn, LazyConn, Pool
+from backend.db import Conn, LazyConn, Pool, id_array
 from backend.redis_mux import Multiplexed
 from backend.redis_pool import Redis
 from backend.settings import Settings
@@ -192,7 +192,7 @@ async def open_session(
     if raw is None:
         return None
     head = msgspec.msgpack.decode(raw, type=_Head)
-    row = await (await conn()).fetchrow(q.NOT_FOR_VIEWER, new.viewer_id, head.clip_ids)
+    row = await (await conn()).fetchrow(q.NOT_FOR_VIEWER, new.viewer_id, id_array(head.clip_ids))
     await conn.release()
     assert row is not None
     authors, clips = {new.viewer_id, *row["authors"]}, set(row["clips"])

@@ -56,10 +56,10 @@ ORDER BY uv.user_id
 LIMIT $2
 """
 
-# What a list ranked for no viewer (a taste cohort's, $2 its clips) must not show viewer $1, as
-# CANDIDATE_FEATURES and the visibility predicate would leave out for them: creators they hid
-# or muted, anyone either of them blocked (with their own clips: the caller adds them), clips
-# they liked or marked not interested.
+# What a list ranked for no viewer (a taste cohort's, $2 its clips as text: backend.db.id_array)
+# must not show viewer $1, as CANDIDATE_FEATURES and the visibility predicate would leave out
+# for them: creators they hid or muted, anyone either of them blocked (with their own clips: the
+# caller adds them), clips they liked or marked not interested.
 NOT_FOR_VIEWER = """
 SELECT array(
            SELECT blocked_id FROM blocks WHERE blocker_id = $1
@@ -68,8 +68,9 @@ SELECT array(
            UNION ALL SELECT muted_id FROM mutes WHERE muter_id = $1 AND (until IS NULL OR until > now())
        ) AS authors,
        array(
-           SELECT clip_id FROM likes WHERE user_id = $1 AND clip_id = ANY($2::bigint[])
-           UNION ALL SELECT clip_id FROM not_interested WHERE user_id = $1 AND clip_id = ANY($2::bigint[])
+           SELECT clip_id FROM likes WHERE user_id = $1 AND clip_id = ANY($2::text::bigint[])
+           UNION ALL
+           SELECT clip_id FROM not_interested WHERE user_id = $1 AND clip_id = ANY($2::text::bigint[])
        ) AS clips
 """
 
