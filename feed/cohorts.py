@@ -166,10 +166,15 @@ async def build(pool: Pool, redis: Redis, settings: Settings, *, taste: Taste, r
 async def build_if_due(
     pool: Pool, redis: Redis, settings: Settings, *, taste: Taste, rank: Rank
 ) -> Built | None:
-    """Build, unless another worker process did within ``feed_cohort_refresh_s``."""
+    """Build, unless another worker process did within ``feed_cohort_refresh_s``. A build that
+    fails gives the turn back, so the next attempt (the worker retries in seconds) builds."""
     if not await redis.set(_lock_key(settings), "1", nx=True, ex=settings.feed_cohort_refresh_s):
         return None
-    return await build(pool, redis, settings, taste=taste, rank=rank)
+    try:
+        return await build(pool, redis, settings, taste=taste, rank=rank)
+    except Exception:
+        await redis.delete(_lock_key(settings))
+        raise
 
 
 class _Head(msgspec.Struct, array_like=True):

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import pytest
 
 from feed import cohorts, ready, service, tasks
 from tests.feed.test_feed import COOKING, PRANKS, publish_all
@@ -169,3 +170,15 @@ async def _until(check: Callable[[], Awaitable[Any]], seconds: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def test_a_build_that_fails_lets_the_next_attempt_build(pool, redis, settings, monkeypatch):
+    async def broken(*args: Any, **kwargs: Any) -> cohorts.Built:
+        raise RuntimeError("PostgreSQL went away")
+
+    monkeypatch.setattr(cohorts, "build", broken)
+    with pytest.raises(RuntimeError):
+        await cohorts.build_if_due(pool, redis, settings, taste=service.taste_of, rank=service.rank_taste)
+    monkeypatch.undo()
+    built = await cohorts.build_if_due(pool, redis, settings, taste=service.taste_of, rank=service.rank_taste)
+    assert built is not None  # not left to wait out the failed build's turn
