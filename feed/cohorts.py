@@ -90,7 +90,7 @@ def centroids_of(units: np.ndarray, k: int, rng: np.random.Generator, rounds: in
         centroids[j] = units[pick]
         distance = np.minimum(distance, np.maximum(1.0 - units @ centroids[j], 0.0))
     for _ in range(rounds):
-        nearest = np.argmax(units @ centroids.T, axis=1)
+        nearest = _nearest(units, centroids)
         sums = np.zeros_like(centroids)
         np.add.at(sums, nearest, units)
         norms = np.linalg.norm(sums, axis=1)

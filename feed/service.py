@@ -219,7 +219,7 @@ async def trending_ids(redis: Redis, prefix: str, *, limit: int) -> list[int]:
                 pipe.zadd(cache, {b"": 0.0})
             pipe.expire(cache, 30)
             await pipe.execute()
-        members = sorted(best, key=best.__getitem__, reverse=True)[:limit]
+        members = list(best)[:limit]  # best first, as it was built
     return [int(member) for member in members if member]
 
 
