@@ -185,7 +185,7 @@ class _Head(msgspec.Struct, array_like=True):
 
 async def open_session(
     redis: Multiplexed, conn: LazyConn, settings: Settings, new: ready.Opening
-) -> tuple[float, list[bytes], int] | None:
+) -> ready.Opened | None:
     """Open the session from the viewer's cohort's list, less what they must not get (see the
     module's text), and take its first page, as :func:`feed.ready.open_session` does; None
     when they have no cohort or it has no list for them."""

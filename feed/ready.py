@@ -43,9 +43,18 @@ VOID_GRACE_S = 1.0
 # Take up to `want` entries of a session list from `offset` on, leaving out clips in the seen
 # set `seen` (nil for a signed-out viewer): the entries, their clip ids, and where the next page
 # starts. Entries are msgpack arrays [clip id, reason, ...]. It reads as many entries as the
-# page still lacks, four times as many after a read that were all seen. Shared by a session's
-# first page (below) and its later ones (feed.service._TAKE_PAGE).
+# page still lacks, four times as many after a read that were all seen. And `ahead`: the clip
+# ids of the `want` entries from `offset` on, seen or not (the next page's, mostly), whose
+# cards the process renders before that page is asked for (backend.clips.cards.CardLoader).
+# Shared by a session's first page (below) and its later ones (feed.service._TAKE_PAGE).
 TAKE = """
+local function ahead(session, offset, want)
+    local raw = redis.call('LRANGE', session, offset, offset + want - 1)
+    local ids = {}
+    for i = 1, #raw do ids[i] = (cmsgpack.unpack(raw[i]))[1] end
+    return ids
+end
+
 local function take(session, seen, offset, want)
     local out, ids = {}, {}
     local window = want
@@ -100,8 +109,9 @@ if void and tonumber(void) >= tonumber(head[1]) then return false end
 # 10, 40, 160… at a time. Filtering every entry here instead (the seen set asked about all of
 # them, the rest pushed into the session) cost Redis 480-530 µs of CPU a session from a ready
 # feed of 420; at 800 sessions opened a second, 0.4 of a core. Answers {ranking time, first
-# page, where the next page starts}, or nothing (no ready feed, voided since it was ranked,
-# ranked again since the caller read it, or too little of it left unseen).
+# page, where the next page starts, the clip ids from there on}, or nothing (no ready feed,
+# voided since it was ranked, ranked again since the caller read it, or too little of it left
+# unseen).
 _OPEN = Script(
     TAKE
     + _HEAD
@@ -140,7 +150,7 @@ end
 redis.call('EXPIRE', KEYS[4], ARGV[2])
 redis.call('SADD', KEYS[2], unpack(taken))
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-return {head[1], first, offset}
+return {head[1], first, offset, ahead(KEYS[4], offset, tonumber(ARGV[3]))}
 """
 )
 
@@ -156,6 +166,16 @@ def _void_key(settings: Settings, viewer_id: int) -> str:
 def prerank_key(settings: Settings) -> str:
     """The viewers the worker should rank ahead for (score: when their events arrived)."""
     return keys(settings.redis_prefix)("prerank")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A session opened from a ready feed (or a list in its form) with its first page taken."""
+
+    ranked_at: float
+    first: list[bytes]  # the first page's entries
+    offset: int  # where the next page starts
+    ahead: list[int]  # the clips from there on (the next page's, unless seen)
 
 
 @dataclass(frozen=True)
@@ -178,12 +198,11 @@ async def open_session(
     source: str | None = None,
     ranked: str = "",
     drop: Sequence[int] = (),
-) -> tuple[float, list[bytes], int] | None:
+) -> Opened | None:
     """Open the session from the viewer's ready feed, or from ``source`` (another list in its
     form: a taste cohort's, read by the caller when it was ranked at ``ranked``, less the
     entries at the places ``drop``), if at least a page of it is unseen, and take its first
-    page of unseen entries; when it was ranked, those entries and where the session's next
-    page starts, or None."""
+    page of unseen entries; None when it is not."""
     opened = await _OPEN(
         redis,
         [
@@ -196,8 +215,8 @@ async def open_session(
     )
     if not isinstance(opened, list):
         return None
-    ranked_at, first, offset = opened
-    return float(ranked_at), list(first), int(offset)
+    ranked_at, first, offset, ahead = opened
+    return Opened(float(ranked_at), list(first), int(offset), [int(i) for i in ahead])
 
 
 async def keep(

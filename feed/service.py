@@ -474,8 +474,8 @@ class _Entry(msgspec.Struct, array_like=True):
 # out clips the viewer has seen since the session was filled: sessions opened from a ready feed
 # hold them, feed.ready), add its clips to the viewer's seen set (KEYS[2], absent for
 # signed-out viewers). ARGV = offset, page size, session lifetime, seen set lifetime. Answers
-# {session alive, entries, where the next page starts}. In Redis Cluster both keys must share
-# a slot (a hash tag).
+# {session alive, entries, where the next page starts, the clip ids from there on}. In Redis
+# Cluster both keys must share a slot (a hash tag).
 _TAKE_PAGE = Script(
     ready.TAKE
     + """
@@ -485,14 +485,18 @@ if #ids > 0 then
     redis.call('SADD', KEYS[2], unpack(ids))
     redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
-return {alive, page, offset}
+return {alive, page, offset, ahead(KEYS[1], offset, tonumber(ARGV[2]))}
 """
 )
 
 
-async def _take_page(mux: Multiplexed, keys_: list[str], args: list[int]) -> tuple[int, list[bytes], int]:
-    alive, raw, offset = cast(tuple[int, list[bytes], int], await _TAKE_PAGE(mux, keys_, args))
-    return int(alive), list(raw), int(offset)
+async def _take_page(
+    mux: Multiplexed, keys_: list[str], args: list[int]
+) -> tuple[int, list[bytes], int, list[int]]:
+    alive, raw, offset, ahead = cast(
+        tuple[int, list[bytes], int, list[bytes]], await _TAKE_PAGE(mux, keys_, args)
+    )
+    return int(alive), list(raw), int(offset), [int(i) for i in ahead]
 
 
 def _session_key(settings: Settings, session_id: str) -> str:
@@ -556,22 +560,27 @@ async def for_you(
     settings = rt.settings
     seen = _seen_key(settings, viewer_id) if viewer_id is not None else None
     first: list[bytes] | None = None  # a new session's first page, when it opened from a ready feed
+    ahead: list[int] = []  # the clips after this page's
     if not cursor:
         session_id = secrets.token_urlsafe(12)
-        ranked_at, first, offset = await _open(
+        ranked_at, opened = await _open(
             rt, session_id, viewer_id=viewer_id, seen=seen, teen=teen, limit=limit
         )
+        offset = 0
+        if opened is not None:
+            first, offset, ahead = opened.first, opened.offset, opened.ahead
     # This request ranks a new session: keep it as the viewer's ready feed.
     keep_ready = not cursor and first is None and viewer_id is not None and settings.feed_ready_s > 0
     key = _session_key(settings, session_id)
     items: list[RenderedItem] = []
+    taken: list[int] = []  # the clips of this page's entries
     while len(items) < limit:
         if first is not None:
             alive, raw, first = 1, first, None
         else:
             # One round trip reads the page, keeps the session alive and marks the page seen;
             # EXPIRE answers 0 when the session is gone, which for a cursor means it expired.
-            alive, raw, offset = await _take_page(
+            alive, raw, offset, ahead = await _take_page(
                 rt.mux,
                 [key, seen] if seen else [key],
                 [offset, limit - len(items), settings.feed_session_ttl_s, SEEN_TTL_S],
@@ -591,8 +600,13 @@ async def for_you(
                 keep_ready = False
             continue
         entries = [msgspec.msgpack.decode(r, type=_Entry) for r in raw]
+        taken += [e.clip_id for e in entries]
         items += await _render(rt, entries, viewer_id=viewer_id, ranked_at=ranked_at)
     more = bool(items) and len(items) == limit
+    if wanted := rt.cards.wanted([*taken, *ahead] if more else taken):
+        # Rendered while the viewer watches this page: the next page's cards, and this page's
+        # that are about to expire (so that the next viewer shown them finds them rendered).
+        rt.loader.prefetch(wanted)
     return RenderedPage(
         items=items,
         next_cursor=rt.cursors.encode(kind, [session_id, offset, ranked_at]) if more else None,
@@ -601,25 +615,24 @@ async def for_you(
 
 async def _open(
     rt: FeedRuntime, session_id: str, *, viewer_id: int | None, seen: str | None, teen: bool, limit: int
-) -> tuple[float, list[bytes] | None, int]:
+) -> tuple[float, ready.Opened | None]:
     """Open a new session: from the viewer's ready feed when they have one, else from their
-    taste cohort's (:mod:`feed.cohorts`) when they have one (when it was ranked, the first
-    page, taken with it, and where the next starts), else empty for ranking (when ranking
-    starts, None, 0)."""
+    taste cohort's (:mod:`feed.cohorts`) when they have one (when it was ranked, and the
+    session opened with its first page), else empty for ranking (when ranking starts, None)."""
     if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
         new = ready.Opening(viewer_id, teen, _session_key(rt.settings, session_id), seen, limit, SEEN_TTL_S)
         opened = await ready.open_session(rt.mux, rt.settings, new)
         if opened is not None:
             _SESSIONS_READY.inc()
-            return opened
+            return opened.ranked_at, opened
         if rt.settings.feed_cohorts:
             opened = await cohorts.open_session(rt.mux, rt.conn, rt.settings, new)
             if opened is not None:
                 _SESSIONS_COHORT.inc()
-                return opened
+                return opened.ranked_at, opened
     _SESSIONS_RANKED.inc()
     # Taken before ranking reads anything: a change committed after is noticed.
-    return round(time.time(), 3), None, 0
+    return round(time.time(), 3), None
 
 
 async def _render(

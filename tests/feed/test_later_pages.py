@@ -89,6 +89,58 @@ async def test_later_pages_reuse_rendered_cards_and_match_the_clip_as_read(app, 
         assert item["reason"]
 
 
+async def test_the_next_pages_cards_are_rendered_before_it_is_asked_for(
+    app, client, users, conn, watch, monkeypatch
+):
+    alice, bob, viewer = [await users.make(h) for h in ("alice", "bob", "viewer")]
+    await publish_all(conn, client, alice, COOKING[:4])
+    await publish_all(conn, client, bob, PRANKS[:4])
+    rt = runtime(app.state)
+    page = await _first_page(client, viewer, limit=3)
+    following = (await _queued(app, viewer, page["next_cursor"]))[:3]
+    # While the viewer watches the first page, the process renders the next page's cards...
+    assert await _until(lambda: all(rt.cards.get(i) is not None for i in following))
+    queries = []
+    real = cards_module.published_cards
+
+    async def counted(conn, *, clip_ids, signer):
+        queries.append(clip_ids)
+        return await real(conn, clip_ids=clip_ids, signer=signer)
+
+    monkeypatch.setattr(cards_module, "published_cards", counted)
+    page = await _next(client, viewer, page["next_cursor"], limit=3)
+    # ...so that page renders nothing while the viewer waits for it.
+    assert [item["clip"]["id"] for item in page["items"]] == following
+    assert not [q for q in queries if set(q) & set(following)]
+
+
+async def test_a_card_about_to_expire_is_rendered_again_when_it_is_served(app, client, users, conn, watch):
+    alice, early, viewer = [await users.make(h) for h in ("alice", "early", "viewer")]
+    clips = await publish_all(conn, client, alice, COOKING[:4])
+    rt = runtime(app.state)
+    page = await _first_page(client, early, limit=4)
+    assert await _until(lambda: all(rt.cards.get(i) is not None for i in clips))
+    # Alice's clips' cards are about to expire; a page that shows them has them rendered again.
+    soon = time.monotonic() + rt.cards.refresh_s / 2
+    for clip_id in clips:
+        card = rt.cards.get(clip_id)
+        assert card is not None
+        card.until = soon
+    await conn.execute("UPDATE clips SET caption = 'renamed' WHERE id = ANY($1::bigint[])", clips)
+    page = await _first_page(client, viewer, limit=4)
+    shown = [item["clip"]["id"] for item in page["items"]]
+    assert set(shown) == set(clips)
+
+    def rendered_again() -> bool:
+        return all((card := rt.cards.get(i)) is not None and card.until > soon for i in shown)
+
+    assert await _until(rendered_again)
+    for clip_id in shown:
+        card = rt.cards.get(clip_id)
+        assert card is not None
+        assert b'"caption":"renamed"' in bytes(card.raw(liked=False, is_author=False))
+
+
 async def test_a_clip_hidden_by_another_process_leaves_later_pages(app, client, users, conn, watch):
     alice, bob, viewer = [await users.make(h) for h in ("alice", "bob", "viewer")]
     await publish_all(conn, client, alice, COOKING[:4])
@@ -337,6 +389,37 @@ async def test_cards_missing_from_the_process_are_rendered_for_many_requests_in_
     card = loader.cache.get(clips[0])
     assert card is not None
     assert msgspec.json.decode(bytes(card.raw(liked=False, is_author=True))) == as_read
+
+
+async def test_cards_asked_for_ahead_are_rendered_once_and_a_request_joins_the_query_rendering_its_card(
+    app, client, users, conn, pool, monkeypatch
+):
+    alice = await users.make("alice")
+    clips = await publish_all(conn, client, alice, COOKING[:4])
+    rt = runtime(app.state)
+    loader = CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+    queries: list[list[int]] = []
+    release = asyncio.Event()
+    real = cards_module.published_cards
+
+    async def slow(conn, *, clip_ids, signer):
+        queries.append(sorted(clip_ids))
+        await release.wait()
+        return await real(conn, clip_ids=clip_ids, signer=signer)
+
+    monkeypatch.setattr(cards_module, "published_cards", slow)
+    loader.prefetch(clips[:2])
+    loader.prefetch(clips[:2])  # asked again before its query runs: the same query
+    assert await _until(lambda: len(queries) == 1)
+    loader.prefetch(clips[:2])  # asked while its query runs: nothing more
+    asking = asyncio.create_task(loader.load(clips[:3]))  # two of them rendering, one new
+    assert await _until(lambda: len(queries) == 2)
+    release.set()
+    assert set(await asking) == set(clips[:3])
+    assert queries == [sorted(clips[:2]), [clips[2]]]
+    assert all(loader.cache.get(i) is not None for i in clips[:3])
+    assert loader.cache.get(clips[3]) is None
+    assert loader.cache.wanted(clips) == [clips[3]]
 
 
 async def test_a_failed_card_query_fails_the_requests_that_waited_on_it_and_the_next_one_runs(

@@ -126,11 +126,8 @@ async def test_a_ranking_that_began_before_a_change_does_not_open_sessions(users
     await ready.keep(
         redis, settings, viewer_id=viewer.id, teen=False, ranked_at=later, clip_ids=[1], entries=[entry]
     )
-    assert await ready.open_session(redis, settings, opening) == (
-        round(later, 3),
-        [entry],
-        1,
-    )  # its next page starts after the one entry
+    # Its next page starts after the one entry, and has nothing ahead.
+    assert await ready.open_session(redis, settings, opening) == ready.Opened(round(later, 3), [entry], 1, [])
     # A teen's ready feed is another.
     assert await ready.state(redis, settings, viewer_id=viewer.id, teen=True, seen="none") is None
     assert 0 < await redis.ttl(ready.ready_key(settings, viewer.id, False)) <= settings.feed_ready_s
