@@ -17,11 +17,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from saq import CronJob
 
 from backend import openapi
+from backend.accounts import queries as account_queries
 from backend.accounts import session_cache
 from backend.accounts import tasks as account_tasks
 from backend.accounts.passwords import Passwords
 from backend.accounts.routes import AccountController, SessionController, UserController
 from backend.accounts.session_cache import SessionCache
+from backend.clips import queries as clip_queries
 from backend.clips import tasks as clip_tasks
 from backend.clips.cards import CardCache, CardLoader
 from backend.clips.routes import (
@@ -31,7 +33,7 @@ from backend.clips.routes import (
     UserClipsController,
     shared_clip,
 )
-from backend.clips.service import Signer
+from backend.clips.service import ARRAY_PLAN_SIZE, Signer
 from backend.commerce import studio_tasks
 from backend.commerce import tasks as commerce_tasks
 from backend.commerce.routes import (
@@ -45,6 +47,7 @@ from backend.commerce.routes import (
 )
 from backend.commerce.studio_routes import BreakdownController, StudioController
 from backend.cursor import CursorCodec
+from backend.db import Warm
 from backend.errors import EXCEPTION_HANDLERS
 from backend.generation import tasks as generation_tasks
 from backend.generation.routes import GenerationController, ModelController, ProviderWebhookController
@@ -68,6 +71,7 @@ from backend.runtime import DEPENDENCIES, Runtime
 from backend.settings import Settings, load_settings
 from backend.worker import BackgroundWorker, Resources, Task, open_resources
 from cameo.routes import CameoController
+from feed import queries as feed_queries
 from feed import tasks as feed_tasks
 from feed import visibility as feed_visibility
 from feed.routes import EventController, FeedController, FeedSignalController
@@ -153,6 +157,17 @@ def build_worker(res: Resources, settings: Settings) -> BackgroundWorker:
     )
 
 
+# What a For You page may ask PostgreSQL, prepared by every connection as it opens: signing in
+# a token the process has not seen, what a viewer must not get from their taste cohort's list,
+# cards rendered for anyone (the card loader) and for a viewer.
+WARM_STATEMENTS: tuple[Warm, ...] = (
+    (account_queries.AUTHENTICATE, (bytes(32), 1)),
+    (feed_queries.NOT_FOR_VIEWER, (0, "{}")),
+    (clip_queries.PUBLISHED, (None, [0] * ARRAY_PLAN_SIZE)),
+    (clip_queries.MANY, (None, [0] * ARRAY_PLAN_SIZE)),
+)
+
+
 def create_app(settings: Settings) -> Litestar:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("create_app needs database_url and redis_url; `riffle serve` fills them in")
@@ -162,7 +177,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_resources(settings) as res:
+        async with open_resources(settings, warm=WARM_STATEMENTS) as res:
             hub = Hub(res.redis, settings.redis_prefix, backlog=settings.stream_backlog)
             await hub.start()
             sessions = SessionCache(settings.auth_cache_s)

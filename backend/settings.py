@@ -68,7 +68,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Lowest level of log lines written.")
     ] = "INFO"
     max_body_bytes: Annotated[int, _doc("Largest JSON request body accepted (bytes).", ge=1024)] = 1_048_576
-    db_pool_min: Annotated[int, _doc("Connections each process keeps open to PostgreSQL.", ge=0)] = 2
+    db_pool_min: Annotated[
+        Annotated[int, msgspec.Meta(ge=0)] | None,
+        _doc(
+            "Connections each process keeps open to PostgreSQL (unset: RIFFLE_DB_POOL_MAX, a pool "
+            "of fixed size, each connection opened and its statements prepared before traffic)."
+        ),
+    ] = None
     db_pool_max: Annotated[int, _doc("Most connections each process opens to PostgreSQL.", ge=1)] = 20
     session_ttl_days: Annotated[int, _doc("Days a log-in session lasts without use.", ge=1)] = 30
     auth_cache_s: Annotated[
@@ -393,7 +399,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(_explain(str(exc))) from None
-    if settings.db_pool_min > settings.db_pool_max:
+    if settings.db_pool_min is not None and settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("RIFFLE_DB_POOL_MIN must not exceed RIFFLE_DB_POOL_MAX")
     return settings
 

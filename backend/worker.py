@@ -49,13 +49,19 @@ class Resources:
 
 
 @contextlib.asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Connect everything a process needs, and close every part even when one fails."""
+async def open_resources(settings: Settings, *, warm: Sequence[db.Warm] = ()) -> AsyncIterator[Resources]:
+    """Connect everything a process needs, and close every part even when one fails; ``warm``:
+    statements each database connection prepares as it opens (backend.db.create_pool)."""
     if not settings.database_url or not settings.redis_url:
         raise ValueError("database_url and redis_url must be set; `riffle serve` fills them in")
     key = signing_key(settings)
     pool = await db.create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        # A fixed size by default: a connection opened under load made the requests waiting on
+        # it pay for it (and for preparing the warm statements on it).
+        min_size=settings.db_pool_max if settings.db_pool_min is None else settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        warm=warm,
     )
     redis = create_redis(settings.redis_url)
     queue = create_queue(settings, settings.redis_url)
