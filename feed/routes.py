@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, Parameter
 from redis import exceptions as redis_errors
@@ -20,6 +20,7 @@ from backend.db import LazyConn
 from backend.errors import ValidationFailed, problems
 from backend.pagination import CursorParam, Page
 from backend.ratelimit import Rule, enforce
+from backend.responses import EncodedJson, ok
 from backend.runtime import (
     READ_ONLY,
     ConnDep,
@@ -89,7 +90,7 @@ class FeedController(Controller):
             "The first call (no cursor) opens a feed session; pass `next_cursor` for more. Nothing "
             "repeats within a session. Signed out: trending and new clips."
         ),
-        responses=problems(400, 401),
+        responses=problems(400, 401) | ok(FeedPage, "A page of the feed"),
         opt=READ_ONLY,
     )
     async def for_you(
@@ -98,7 +99,7 @@ class FeedController(Controller):
         state: State,
         cursor: CursorParam = None,
         limit: FeedLimit = 10,
-    ) -> Response[FeedPage]:
+    ) -> EncodedJson:
         # The hottest route takes nothing by injection: Litestar resolves a batch of several
         # dependencies in an anyio task group (a quarter of a later page's CPU, measured with
         # bench/feed_load.py --profile), and a later page usually needs no database connection,
@@ -129,7 +130,7 @@ class FeedController(Controller):
                 limit=limit,
                 teen=viewer.is_teen if viewer else True,
             )
-        return cast(Response[FeedPage], Response(msgspec.json.encode(page), media_type=MediaType.JSON))
+        return EncodedJson(msgspec.json.encode(page))
 
     @get(
         "/following",
