@@ -364,6 +364,12 @@ def test_cards_are_kept_for_their_time_and_the_oldest_go_first(monkeypatch):
     assert len(off) == 0
 
 
+def _loader(app, pool) -> CardLoader:
+    """A card loader of its own, on the test's pool, signing as the app does."""
+    rt = runtime(app.state)
+    return CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+
+
 async def test_cards_missing_from_the_process_are_rendered_for_many_requests_in_one_query(
     app, client, users, conn, pool, monkeypatch
 ):
@@ -371,8 +377,7 @@ async def test_cards_missing_from_the_process_are_rendered_for_many_requests_in_
     clips = await publish_all(conn, client, alice, COOKING[:4])
     removed = clips[3]
     await conn.execute("UPDATE clips SET status = 'removed' WHERE id = $1", removed)
-    rt = runtime(app.state)
-    loader = CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+    loader = _loader(app, pool)
     queries: list[list[int]] = []
     real = cards_module.published_cards
 
@@ -400,8 +405,7 @@ async def test_cards_asked_for_ahead_are_rendered_once_and_a_request_joins_the_q
 ):
     alice = await users.make("alice")
     clips = await publish_all(conn, client, alice, COOKING[:4])
-    rt = runtime(app.state)
-    loader = CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+    loader = _loader(app, pool)
     queries: list[list[int]] = []
     release = asyncio.Event()
     real = cards_module.published_cards
@@ -431,8 +435,7 @@ async def test_a_failed_card_query_fails_the_requests_that_waited_on_it_and_the_
 ):
     alice = await users.make("alice")
     clips = await publish_all(conn, client, alice, COOKING[:2])
-    rt = runtime(app.state)
-    loader = CardLoader(CardCache(10), pool, Signer(rt.settings, rt.signing_key))
+    loader = _loader(app, pool)
     real = cards_module.published_cards
 
     async def broken(conn, *, clip_ids, signer):
