@@ -74,9 +74,10 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, warm: 
     """The process's pool. Each connection runs the ``warm`` statements once as it opens: on a
     new connection a statement is prepared on first use, and a new PostgreSQL backend loads the
     catalog entries of every table it touches first; the first For You statement on a backend
-    took 8-16 ms against 0.7 after (bench database). A process that starts under load (every
-    connection new, every statement new on each) served its first 64 first pages in 300-400 ms;
-    these ran then with the requests waiting on them."""
+    took 8-16 ms against 0.7 after (bench database). A process that started under load served
+    its first 64 first pages in 300-400 ms, its requests waiting while connections opened and
+    statements were prepared (bench/feed_load.py); with a pool of fixed size (the default),
+    all of that is done before the process takes traffic."""
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
