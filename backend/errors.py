@@ -168,8 +168,10 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
         if not isinstance(item, dict):
             continue
         message, field = _field_from(str(item.get("message", "")), item.get("key"))
-        if item.get("source") in ("query", "path", "header", "cookie") and item.get("key"):
-            field = f"{item['source']}.{item['key']}"
+        source = item.get("source")
+        source = getattr(source, "value", source)  # Litestar's ParamType, a str enum
+        if source in ("query", "path", "header", "cookie") and item.get("key"):
+            field = f"{source}.{item['key']}"
         errors.append({"field": field, "message": message})
     if not errors:
         message, field = _field_from(str(exc.detail), None)
