@@ -563,12 +563,12 @@ async def for_you(
     ahead: list[int] = []  # the clips after this page's
     if not cursor:
         session_id = secrets.token_urlsafe(12)
-        ranked_at, opened = await _open(
-            rt, session_id, viewer_id=viewer_id, seen=seen, teen=teen, limit=limit
-        )
-        offset = 0
-        if opened is not None:
-            first, offset, ahead = opened.first, opened.offset, opened.ahead
+        opened = await _open(rt, session_id, viewer_id=viewer_id, seen=seen, teen=teen, limit=limit)
+        if opened is None:
+            # Taken before ranking reads anything: a change committed after is noticed.
+            ranked_at, offset = round(time.time(), 3), 0
+        else:
+            ranked_at, first, offset, ahead = opened.ranked_at, opened.first, opened.offset, opened.ahead
     # This request ranks a new session: keep it as the viewer's ready feed.
     keep_ready = not cursor and first is None and viewer_id is not None and settings.feed_ready_s > 0
     key = _session_key(settings, session_id)
@@ -615,24 +615,23 @@ async def for_you(
 
 async def _open(
     rt: FeedRuntime, session_id: str, *, viewer_id: int | None, seen: str | None, teen: bool, limit: int
-) -> tuple[float, ready.Opened | None]:
-    """Open a new session: from the viewer's ready feed when they have one, else from their
-    taste cohort's (:mod:`feed.cohorts`) when they have one (when it was ranked, and the
-    session opened with its first page), else empty for ranking (when ranking starts, None)."""
+) -> ready.Opened | None:
+    """Open a new session with its first page: from the viewer's ready feed when they have
+    one, else from their taste cohort's (:mod:`feed.cohorts`) when they have one; None when it
+    is to be ranked."""
     if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
         new = ready.Opening(viewer_id, teen, _session_key(rt.settings, session_id), seen, limit, SEEN_TTL_S)
         opened = await ready.open_session(rt.mux, rt.settings, new)
         if opened is not None:
             _SESSIONS_READY.inc()
-            return opened.ranked_at, opened
+            return opened
         if rt.settings.feed_cohorts:
             opened = await cohorts.open_session(rt.mux, rt.conn, rt.settings, new)
             if opened is not None:
                 _SESSIONS_COHORT.inc()
-                return opened.ranked_at, opened
+                return opened
     _SESSIONS_RANKED.inc()
-    # Taken before ranking reads anything: a change committed after is noticed.
-    return round(time.time(), 3), None
+    return None
 
 
 async def _render(
