@@ -14,6 +14,7 @@ from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from redis import exceptions as redis_errors
 from saq import CronJob
 
 from backend import openapi
@@ -71,6 +72,7 @@ from backend.runtime import DEPENDENCIES, Runtime
 from backend.settings import Settings, load_settings
 from backend.worker import BackgroundWorker, Resources, Task, open_resources
 from cameo.routes import CameoController
+from feed import cohorts as feed_cohorts
 from feed import queries as feed_queries
 from feed import tasks as feed_tasks
 from feed import visibility as feed_visibility
@@ -168,6 +170,15 @@ WARM_STATEMENTS: tuple[Warm, ...] = (
 )
 
 
+async def _load_cohort_heads(heads: feed_cohorts.Heads, mux: Multiplexed, settings: Settings) -> None:
+    """Read the taste cohorts' lists' heads before the process takes traffic; without them
+    (Redis away, no build yet) each is read when a first session first needs it."""
+    try:
+        log.info("feed.cohorts.heads_loaded", lists=await heads.load(mux, settings))
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        log.warning("feed.cohorts.heads_not_loaded", error=repr(exc))
+
+
 def create_app(settings: Settings) -> Litestar:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("create_app needs database_url and redis_url; `riffle serve` fills them in")
@@ -183,6 +194,9 @@ def create_app(settings: Settings) -> Litestar:
             sessions = SessionCache(settings.auth_cache_s)
             visibility = VisibilityWatch()
             mux = Multiplexed(redis_url)
+            cohort_heads = feed_cohorts.Heads()
+            if settings.feed_cohorts:
+                await _load_cohort_heads(cohort_heads, mux, settings)
             cards = CardCache(min(settings.card_cache_s, settings.media_url_ttl_s / 10))
             listener = asyncio.create_task(
                 listen(database_url, {session_cache.CHANNEL: sessions, feed_visibility.CHANNEL: visibility}),
@@ -209,6 +223,7 @@ def create_app(settings: Settings) -> Litestar:
                 loader=CardLoader(cards, res.pool, Signer(settings, res.signing_key)),
                 visibility=visibility,
                 rankings=asyncio.Semaphore(settings.feed_rankings),
+                cohort_heads=cohort_heads,
             )
             worker = build_worker(res, settings) if settings.run_worker else None
             if worker is not None:

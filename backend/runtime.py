@@ -33,6 +33,7 @@ from backend.redis_mux import Multiplexed
 from backend.redis_pool import Redis
 from backend.settings import Settings
 from feed import ready
+from feed.cohorts import Heads
 from feed.encoder import Encoder
 from feed.visibility import VisibilityWatch
 
@@ -73,6 +74,7 @@ class Runtime:
     loader: CardLoader  # renders the cards missing from ``cards``, many requests' at once
     visibility: VisibilityWatch
     rankings: asyncio.Semaphore  # feed rankings running at once (RIFFLE_FEED_RANKINGS)
+    cohort_heads: Heads  # the taste cohorts' lists' heads (feed.cohorts)
 
 
 def runtime(state: State) -> Runtime:

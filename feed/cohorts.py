@@ -19,6 +19,12 @@ list was ranked are checked as for every session (:mod:`feed.visibility`). Their
 rank them a ready feed of their own (the worker's prerank), so only a first session comes from
 the cohort.
 
+Such a session costs two Redis round trips: the script that tries the viewer's ready feed
+answers their cohort when there is none, and each API process keeps the lists' heads
+(:class:`Heads`, read when it starts), so the session opens from the list at once. Reading the
+cohort and the head each in a call of its own made four, and 64 viewers arriving at a process
+at once waited on each other's (bench/feed_load.py, first pages).
+
 A viewer whose feed changed since the list was ranked (steering, follows, blocks…: the ready
 feed's void stamp) is ranked on the spot: their taste may have moved. Viewers with no taste
 vector yet (nothing watched, no steering) have no cohort and are ranked on the spot too (no
@@ -183,27 +189,90 @@ class _Head(msgspec.Struct, array_like=True):
     authors: list[int]
 
 
+@dataclass(frozen=True)
+class Head:
+    """A cohort list's head as a process keeps it: when it was ranked, and its clips and their
+    authors in order (the clips also as the array literal the exclusion query takes)."""
+
+    ranked: str
+    clip_ids: list[int]
+    authors: list[int]
+    clip_array: str
+
+
+class Heads:
+    """The cohort lists' heads, kept by each API process: a list changes only when the worker
+    builds the cohorts again (every ``RIFFLE_FEED_COHORT_REFRESH_S``), so a first session
+    opened from one needs no round trip to read it, and the 300 ids are decoded once. A head
+    kept from before a build is found out when a session opens from it (the script compares
+    the ranking times) and read again."""
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple[int, bool], Head] = {}
+
+    async def get(self, redis: Multiplexed, settings: Settings, cohort: int, teen: bool) -> Head | None:
+        head = self._heads.get((cohort, teen))
+        if head is None:
+            head = await self._read(redis, settings, cohort, teen)
+        return head
+
+    def forget(self, cohort: int, teen: bool) -> None:
+        self._heads.pop((cohort, teen), None)
+
+    async def load(self, redis: Multiplexed, settings: Settings) -> int:
+        """Read every list the last build made (when a process starts, so that the first
+        viewers it serves do not each wait for their cohort's); how many there were."""
+        raw = await redis.execute("GET", built_key(settings))
+        if raw is None:
+            return 0
+        built = msgspec.json.decode(raw, type=Built)
+        found = await asyncio.gather(
+            *(
+                self._read(redis, settings, cohort, teen)
+                for cohort in range(built.cohorts)
+                for teen in (False, True)
+            )
+        )
+        return sum(head is not None for head in found)
+
+    async def _read(self, redis: Multiplexed, settings: Settings, cohort: int, teen: bool) -> Head | None:
+        raw = await redis.execute("LINDEX", cohort_key(settings, cohort, teen), 0)
+        if raw is None:
+            return None
+        decoded = msgspec.msgpack.decode(raw, type=_Head)
+        head = Head(decoded.ranked, decoded.clip_ids, decoded.authors, id_array(decoded.clip_ids))
+        self._heads[(cohort, teen)] = head
+        return head
+
+
 async def open_session(
-    redis: Multiplexed, conn: LazyConn, settings: Settings, new: ready.Opening
+    redis: Multiplexed, conn: LazyConn, settings: Settings, heads: Heads, new: ready.Opening, cohort: int
 ) -> ready.Opened | None:
-    """Open the session from the viewer's cohort's list, less what they must not get (see the
-    module's text), and take its first page, as :func:`feed.ready.open_session` does; None
-    when they have no cohort or it has no list for them."""
-    cohort = await redis.execute("HGET", members_key(settings), new.viewer_id)
-    if cohort is None:
-        return None
-    source = cohort_key(settings, int(cohort), new.teen)
-    raw = await redis.execute("LINDEX", source, 0)
-    if raw is None:
-        return None
-    head = msgspec.msgpack.decode(raw, type=_Head)
-    row = await (await conn()).fetchrow(q.NOT_FOR_VIEWER, new.viewer_id, id_array(head.clip_ids))
-    await conn.release()
-    assert row is not None
-    authors, clips = {new.viewer_id, *row["authors"]}, set(row["clips"])
-    drop = [
-        place
-        for place, (clip, author) in enumerate(zip(head.clip_ids, head.authors, strict=True))
-        if clip in clips or author in authors
-    ]
-    return await ready.open_session(redis, settings, new, source=source, ranked=head.ranked, drop=drop)
+    """Open the session from the list of the viewer's cohort (``cohort``, as
+    :func:`feed.ready.open_session` found it), less what they must not get (see the module's
+    text), and take its first page, as :func:`feed.ready.open_session` does; None when the
+    cohort has no list for them or too little of it is left unseen."""
+    for _ in range(2):  # a second time when the list was built again since the process read it
+        head = await heads.get(redis, settings, cohort, new.teen)
+        if head is None:
+            return None
+        row = await (await conn()).fetchrow(q.NOT_FOR_VIEWER, new.viewer_id, head.clip_array)
+        await conn.release()
+        assert row is not None
+        authors, clips = {new.viewer_id, *row["authors"]}, set(row["clips"])
+        drop = [
+            place
+            for place, (clip, author) in enumerate(zip(head.clip_ids, head.authors, strict=True))
+            if clip in clips or author in authors
+        ]
+        source = cohort_key(settings, cohort, new.teen)
+        try:
+            opened = await ready.open_session(
+                redis, settings, new, source=source, ranked=head.ranked, drop=drop
+            )
+        except ready.Reranked:
+            heads.forget(cohort, new.teen)
+            continue
+        assert not isinstance(opened, int)  # no cohorts named: a session or nothing
+        return opened
+    return None

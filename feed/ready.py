@@ -98,33 +98,37 @@ if void and tonumber(void) >= tonumber(head[1]) then return false end
 
 # Open a session from a ready feed and take its first page, as the session's later pages are
 # taken (the page's clips join the seen set), in one round trip: KEYS = ready feed, seen set,
-# void stamp, new session; ARGV = fewest unseen entries worth a session, session lifetime,
-# page size, seen set lifetime, the ranking time the caller read ('' for any: a list ranked
-# again since is not opened), then the places (from 0, head not counted) of entries this
-# viewer must not get (a taste cohort's list, feed.cohorts: their own clips, the ones they
-# liked, authors they blocked…). The session is a server-side COPY of the ready feed less its
-# head and those entries, seen entries included: its pages skip them as they are taken, and
-# its first page starts after the run of seen entries the ready feed begins with (what the
-# viewer's last session from it showed), found by asking the seen set about the head's ids
-# 10, 40, 160… at a time. Filtering every entry here instead (the seen set asked about all of
-# them, the rest pushed into the session) cost Redis 480-530 µs of CPU a session from a ready
-# feed of 420; at 800 sessions opened a second, 0.4 of a core. Answers {ranking time, first
-# page, where the next page starts, the clip ids from there on}, or nothing (no ready feed,
-# voided since it was ranked, ranked again since the caller read it, or too little of it left
-# unseen).
+# void stamp, new session, and optionally the taste cohorts' members (feed.cohorts); ARGV =
+# fewest unseen entries worth a session, session lifetime, page size, seen set lifetime, the
+# ranking time the caller read ('' for any), the places (from 0, head not counted, msgpack) of
+# entries this viewer must not get (a taste cohort's list, feed.cohorts: their own clips, the
+# ones they liked, authors they blocked…), and the viewer. The session is a server-side COPY of
+# the ready feed less its head and those entries, seen entries included: its pages skip them
+# as they are taken, and its first page starts after the run of seen entries the ready feed
+# begins with (what the viewer's last session from it showed), found by asking the seen set
+# about the head's ids 10, 40, 160… at a time. Filtering every entry here instead (the seen
+# set asked about all of them, the rest pushed into the session) cost Redis 480-530 µs of CPU
+# a session from a ready feed of 420; at 800 sessions opened a second, 0.4 of a core.
+# Answers {ranking time, first page, where the next page starts, the clip ids from there on};
+# or 'reranked' when the list was ranked again since the caller read it; otherwise (no ready
+# feed, voided since it was ranked, too little of it left unseen) the viewer's taste cohort
+# when the members were named (so that a first session opens from it without another round
+# trip), else nothing.
 _OPEN = Script(
     TAKE
+    + "local function open()\n"
     + _HEAD
     + """
-if ARGV[5] ~= '' and head[1] ~= ARGV[5] then return false end
+if ARGV[5] ~= '' and head[1] ~= ARGV[5] then return 'reranked' end
 redis.call('COPY', KEYS[1], KEYS[4], 'REPLACE')
 redis.call('LPOP', KEYS[4])
 local ids = head[2]
-if #ARGV > 5 then
+local places = cmsgpack.unpack(ARGV[6])
+if #places > 0 then
     local drop = {}
-    for i = 6, #ARGV do
-        drop[tonumber(ARGV[i])] = true
-        redis.call('LSET', KEYS[4], ARGV[i], '')  -- no entry is empty
+    for i = 1, #places do
+        drop[places[i]] = true
+        redis.call('LSET', KEYS[4], places[i], '')  -- no entry is empty
     end
     redis.call('LREM', KEYS[4], 0, '')
     local kept = {}
@@ -151,8 +155,18 @@ redis.call('EXPIRE', KEYS[4], ARGV[2])
 redis.call('SADD', KEYS[2], unpack(taken))
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return {head[1], first, offset, ahead(KEYS[4], offset, tonumber(ARGV[3]))}
+end
+
+local opened = open()
+if opened or not KEYS[5] then return opened end
+local cohort = redis.call('HGET', KEYS[5], ARGV[7])
+return cohort and tonumber(cohort)
 """
 )
+
+
+class Reranked(Exception):
+    """The list a session was to open from was ranked again since the caller read its head."""
 
 
 def ready_key(settings: Settings, viewer_id: int, teen: bool) -> str:
@@ -198,25 +212,41 @@ async def open_session(
     source: str | None = None,
     ranked: str = "",
     drop: Sequence[int] = (),
-) -> Opened | None:
+    cohorts: str | None = None,
+) -> Opened | int | None:
     """Open the session from the viewer's ready feed, or from ``source`` (another list in its
-    form: a taste cohort's, read by the caller when it was ranked at ``ranked``, less the
-    entries at the places ``drop``), if at least a page of it is unseen, and take its first
-    page of unseen entries; None when it is not."""
+    form: a taste cohort's, whose head the caller read ranked at ``ranked``, less the entries
+    at the places ``drop``), if at least a page of it is unseen, and take its first page of
+    unseen entries. When it does not open: the viewer's cohort, if ``cohorts`` names the
+    cohorts' members and they are in one; otherwise None. Raises :class:`Reranked` when
+    ``source`` was ranked again since ``ranked``."""
+    keys_ = [
+        source or ready_key(settings, new.viewer_id, new.teen),
+        new.seen,
+        _void_key(settings, new.viewer_id),
+        new.session,
+    ]
+    if cohorts is not None:
+        keys_.append(cohorts)
     opened = await _OPEN(
         redis,
+        keys_,
         [
-            source or ready_key(settings, new.viewer_id, new.teen),
-            new.seen,
-            _void_key(settings, new.viewer_id),
-            new.session,
+            new.page,
+            settings.feed_session_ttl_s,
+            new.page,
+            new.seen_ttl_s,
+            ranked,
+            msgspec.msgpack.encode(drop),
+            new.viewer_id,
         ],
-        [new.page, settings.feed_session_ttl_s, new.page, new.seen_ttl_s, ranked, *drop],
     )
-    if not isinstance(opened, list):
-        return None
-    ranked_at, first, offset, ahead = opened
-    return Opened(float(ranked_at), list(first), int(offset), [int(i) for i in ahead])
+    if isinstance(opened, list):
+        ranked_at, first, offset, ahead = opened
+        return Opened(float(ranked_at), list(first), int(offset), [int(i) for i in ahead])
+    if isinstance(opened, bytes):
+        raise Reranked(source)
+    return opened if isinstance(opened, int) else None
 
 
 async def keep(

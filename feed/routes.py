@@ -124,6 +124,7 @@ class FeedController(Controller):
                     watch=rt.visibility,
                     signer=Signer(rt.settings, rt.signing_key),
                     rankings=rt.rankings,
+                    cohort_heads=rt.cohort_heads,
                 ),
                 viewer_id=viewer.user_id if viewer else None,
                 cursor=cursor,

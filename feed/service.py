@@ -525,6 +525,7 @@ class FeedRuntime:
     watch: VisibilityWatch
     signer: Signer
     rankings: asyncio.Semaphore
+    cohort_heads: cohorts.Heads
 
 
 async def for_you(
@@ -619,17 +620,20 @@ async def _open(
     """Open a new session with its first page: from the viewer's ready feed when they have
     one, else from their taste cohort's (:mod:`feed.cohorts`) when they have one; None when it
     is to be ranked."""
-    if viewer_id is not None and seen is not None and rt.settings.feed_ready_s:
-        new = ready.Opening(viewer_id, teen, _session_key(rt.settings, session_id), seen, limit, SEEN_TTL_S)
-        opened = await ready.open_session(rt.mux, rt.settings, new)
-        if opened is not None:
+    settings = rt.settings
+    if viewer_id is not None and seen is not None and settings.feed_ready_s:
+        new = ready.Opening(viewer_id, teen, _session_key(settings, session_id), seen, limit, SEEN_TTL_S)
+        # Without a ready feed of their own, the same round trip answers the viewer's cohort.
+        members = cohorts.members_key(settings) if settings.feed_cohorts else None
+        opened = await ready.open_session(rt.mux, settings, new, cohorts=members)
+        if isinstance(opened, ready.Opened):
             _SESSIONS_READY.inc()
             return opened
-        if rt.settings.feed_cohorts:
-            opened = await cohorts.open_session(rt.mux, rt.conn, rt.settings, new)
-            if opened is not None:
+        if opened is not None:
+            from_cohort = await cohorts.open_session(rt.mux, rt.conn, settings, rt.cohort_heads, new, opened)
+            if from_cohort is not None:
                 _SESSIONS_COHORT.inc()
-                return opened
+                return from_cohort
     _SESSIONS_RANKED.inc()
     return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +14,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from backend.redis_mux import Multiplexed
+from backend.runtime import runtime
 from feed import cohorts, ready, service, tasks
 from tests.feed.test_feed import COOKING, PRANKS, publish_all
 from tests.feed.test_later_pages import _first_page, _rest
@@ -52,6 +54,15 @@ async def _cohort_of(redis, settings, user) -> int | None:
 async def _cohort_list(redis, settings, cohort: int, teen: bool = False) -> list[int]:
     raw = await redis.lrange(cohorts.cohort_key(settings, cohort, teen), 1, -1)
     return [msgspec.msgpack.decode(r)[0] for r in raw]
+
+
+@contextlib.asynccontextmanager
+async def _mux(settings) -> AsyncIterator[Multiplexed]:
+    mux = Multiplexed(settings.redis_url)
+    try:
+        yield mux
+    finally:
+        await mux.aclose()
 
 
 def test_centroids_find_the_groups_tastes_fall_into():
@@ -140,6 +151,67 @@ async def test_a_teen_opens_from_their_cohort_s_teen_list(app, client, users, co
     page = await _first_page(client, teen, limit=2)
     assert _opened()[1] == before[1] + 1
     assert _ids(page) == kept[:2]
+
+
+async def test_a_first_page_from_a_cohort_asks_redis_twice(app, client, users, conn, pool, redis, settings):
+    chef = await users.make("chef")
+    await publish_all(conn, client, chef, COOKING)
+    viewer = await users.make("viewer")
+    await _steer(client, viewer, "more cooking")
+    await asyncio.sleep(ready.VOID_GRACE_S + 0.05)
+    built = await _build(pool, redis, settings, k=1)
+    rt = runtime(app.state)
+    # What a process reads when it starts (the app here started before the build). The app
+    # runs its own event loop, where its connections live: this test's loop uses one of its own.
+    async with _mux(settings) as mux:
+        assert await rt.cohort_heads.load(mux, rt.settings) == built.lists == 1
+
+    sent: list[str] = []
+    execute = rt.mux.execute
+
+    async def counted(*args: Any) -> Any:
+        sent.append(str(args[0]))
+        return await execute(*args)
+
+    rt.mux.execute = counted  # type: ignore[method-assign]
+    try:
+        page = await _first_page(client, viewer, limit=2)
+    finally:
+        del rt.mux.execute
+    assert _ids(page) == (await _cohort_list(redis, settings, 0))[:2]
+    # No ready feed, and the same call answered their cohort; then the session from its list.
+    assert sent == ["EVALSHA", "EVALSHA"]
+
+
+async def test_a_list_built_again_since_the_process_read_it_is_read_again(
+    app, client, users, conn, pool, redis, settings
+):
+    chef = await users.make("chef")
+    await publish_all(conn, client, chef, COOKING[:3])
+    early, late = await users.make("early"), await users.make("late")
+    for user in (early, late):
+        await _steer(client, user, "more cooking")
+    await asyncio.sleep(ready.VOID_GRACE_S + 0.05)
+    await _build(pool, redis, settings, k=1)
+    before = _opened()
+    await _first_page(client, early, limit=2)  # the process now holds the list's head
+    rt = runtime(app.state)
+    async with _mux(settings) as mux:
+        kept = await rt.cohort_heads.get(mux, rt.settings, 0, False)
+    assert kept is not None
+
+    newer = await publish_all(conn, client, chef, COOKING[3:])
+    await _build(pool, redis, settings, k=1)
+    rebuilt = await _cohort_list(redis, settings, 0)
+    assert set(newer) <= set(rebuilt)
+    page = await _first_page(client, late, limit=2)
+    assert _opened() == (before[0], before[1] + 2, before[2])  # from the new list, not ranked
+    assert _ids(page) == rebuilt[:2]
+    async with _mux(settings) as mux:
+        head = await rt.cohort_heads.get(mux, rt.settings, 0, False)
+    assert head is not None
+    assert head.ranked != kept.ranked
+    assert head.clip_ids == rebuilt
 
 
 async def test_the_worker_builds_the_cohorts_when_it_starts(app, client, users, conn, pool, redis, settings):
