@@ -258,7 +258,7 @@ def bench_pids(servers: Servers) -> dict[str, int]:
 def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds used so far by this run's PostgreSQL (postmaster and every backend), Redis
     and API server (``pids``: postmaster, redis, server); other processes on the machine (other
-    sessions' databases) are left out."""
+    sessions' databases) are left out. And the machine's idle and stolen core seconds."""
     totals = {name: 0.0 for name in pids if name != "postmaster"}
     if "postmaster" in pids:
         totals["postgres"] = 0.0
@@ -278,6 +278,11 @@ def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
         for name, wanted in pids.items():
             if name != "postmaster" and pid == wanted:
                 totals[name] += used
+    # The whole machine's idle time and the time the hypervisor gave its cores to others
+    # (steal): a phase slow with its processes idle waited on something outside them.
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    totals["machine_idle"] = (int(cpu[4]) + int(cpu[5])) / tick  # idle + iowait
+    totals["machine_steal"] = int(cpu[8]) / tick
     return totals
 
 
