@@ -381,7 +381,7 @@ async def client(config: dict[str, Any]) -> dict[str, Any]:
         while walls["later_page"] < seconds and sessions:
             for name, work in (("later_page", later), ("bare_beside", bare_beside)):
                 cpu = cpu_now()
-                walls[name] += await run_for(connections, SLICE_S, work)
+                walls[name] += await run_for(connections, min(SLICE_S, seconds), work)
                 spent[name].update({k: v - cpu[k] for k, v in cpu_now().items()})
         for name, wall in walls.items():
             measured(name, wall, None)
