@@ -250,8 +250,9 @@ async def open_session(
 ) -> ready.Opened | None:
     """Open the session from the list of the viewer's cohort (``cohort``, as
     :func:`feed.ready.open_session` found it), less what they must not get (see the module's
-    text), and take its first page, as :func:`feed.ready.open_session` does; None when the
+    text), and take its first page, as :func:`feed.ready.open_list` does; None when the
     cohort has no list for them or too little of it is left unseen."""
+    source = cohort_key(settings, cohort, new.teen)
     for _ in range(2):  # a second time when the list was built again since the process read it
         head = await heads.get(redis, settings, cohort, new.teen)
         if head is None:
@@ -265,14 +266,8 @@ async def open_session(
             for place, (clip, author) in enumerate(zip(head.clip_ids, head.authors, strict=True))
             if clip in clips or author in authors
         ]
-        source = cohort_key(settings, cohort, new.teen)
         try:
-            opened = await ready.open_session(
-                redis, settings, new, source=source, ranked=head.ranked, drop=drop
-            )
+            return await ready.open_list(redis, settings, new, source, ranked=head.ranked, drop=drop)
         except ready.Reranked:
             heads.forget(cohort, new.teen)
-            continue
-        assert not isinstance(opened, int)  # no cohorts named: a session or nothing
-        return opened
     return None

@@ -205,27 +205,46 @@ class Opening:
 
 
 async def open_session(
+    redis: Redis | Multiplexed, settings: Settings, new: Opening, *, cohorts: str | None = None
+) -> Opened | int | None:
+    """Open the session from the viewer's ready feed, if at least a page of it is unseen, and
+    take its first page of unseen entries. When it does not open: the viewer's cohort, if
+    ``cohorts`` names the cohorts' members and they are in one; otherwise None."""
+    opened = await _open(redis, settings, new, ready_key(settings, new.viewer_id, new.teen), cohorts=cohorts)
+    return opened if isinstance(opened, Opened | int) else None
+
+
+async def open_list(
     redis: Redis | Multiplexed,
     settings: Settings,
     new: Opening,
+    source: str,
     *,
-    source: str | None = None,
+    ranked: str,
+    drop: Sequence[int],
+) -> Opened | None:
+    """Open the session from ``source``, another list in a ready feed's form (a taste cohort's,
+    whose head the caller read ranked at ``ranked``), less the entries at the places ``drop``,
+    as :func:`open_session` does; None when too little of it is unseen. Raises
+    :class:`Reranked` when it was ranked again since ``ranked``."""
+    opened = await _open(redis, settings, new, source, ranked=ranked, drop=drop)
+    if opened == b"reranked":
+        raise Reranked(source)
+    return opened if isinstance(opened, Opened) else None
+
+
+async def _open(
+    redis: Redis | Multiplexed,
+    settings: Settings,
+    new: Opening,
+    source: str,
+    *,
     ranked: str = "",
     drop: Sequence[int] = (),
     cohorts: str | None = None,
-) -> Opened | int | None:
-    """Open the session from the viewer's ready feed, or from ``source`` (another list in its
-    form: a taste cohort's, whose head the caller read ranked at ``ranked``, less the entries
-    at the places ``drop``), if at least a page of it is unseen, and take its first page of
-    unseen entries. When it does not open: the viewer's cohort, if ``cohorts`` names the
-    cohorts' members and they are in one; otherwise None. Raises :class:`Reranked` when
-    ``source`` was ranked again since ``ranked``."""
-    keys_ = [
-        source or ready_key(settings, new.viewer_id, new.teen),
-        new.seen,
-        _void_key(settings, new.viewer_id),
-        new.session,
-    ]
+) -> object:
+    """What _OPEN answers, an opened session as :class:`Opened`."""
+    keys_ = [source, new.seen, _void_key(settings, new.viewer_id), new.session]
     if cohorts is not None:
         keys_.append(cohorts)
     opened = await _OPEN(
@@ -244,9 +263,7 @@ async def open_session(
     if isinstance(opened, list):
         ranked_at, first, offset, ahead = opened
         return Opened(float(ranked_at), list(first), int(offset), [int(i) for i in ahead])
-    if isinstance(opened, bytes):
-        raise Reranked(source)
-    return opened if isinstance(opened, int) else None
+    return opened
 
 
 async def keep(
