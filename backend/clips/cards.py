@@ -151,6 +151,11 @@ class CardLoader:
         self._scheduled = False
         self._running: set[asyncio.Task[None]] = set()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing rendering or waiting to be rendered: what was asked for has been."""
+        return not (self._running or self._scheduled or (self._next is not None and self._next.ids))
+
     async def load(self, clip_ids: list[int]) -> dict[int, Card]:
         """Cards for those of ``clip_ids`` that are published (rendered now, or by a query that
         was rendering them or that another request asked for at the same time), by clip id."""

@@ -416,14 +416,18 @@ async def test_cards_asked_for_ahead_are_rendered_once_and_a_request_joins_the_q
         return await real(conn, clip_ids=clip_ids, signer=signer)
 
     monkeypatch.setattr(cards_module, "published_cards", slow)
+    assert loader.idle
     loader.prefetch(clips[:2])
+    assert not loader.idle
     loader.prefetch(clips[:2])  # asked again before its query runs: the same query
     assert await _until(lambda: len(queries) == 1)
+    assert not loader.idle
     loader.prefetch(clips[:2])  # asked while its query runs: nothing more
     asking = asyncio.create_task(loader.load(clips[:3]))  # two of them rendering, one new
     assert await _until(lambda: len(queries) == 2)
     release.set()
     assert set(await asking) == set(clips[:3])
+    assert await _until(lambda: loader.idle)
     assert queries == [sorted(clips[:2]), [clips[2]]]
     assert all(loader.cache.get(i) is not None for i in clips[:3])
     assert loader.cache.get(clips[3]) is None
