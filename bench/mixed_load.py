@@ -2,13 +2,16 @@
 70% For You pages, 20% event batches, 10% likes and comments (bench/locust_mixed.py).
 
 The server: `riffle serve --workers N --no-worker` (N API processes behind one port) and a
-separate `riffle worker` (jobs, the event consumer), on the seeded data set (bench/seed.py),
-the viewers being seeded users with sessions and the Redis state the consumer would have left
-(bench/feed_load.py prepares both). The load: `locust --headless` with 64 users, each a
+separate `riffle worker` (jobs, the event consumer, taste cohorts), on the seeded data set
+(bench/seed.py), the viewers being seeded users with sessions and the Redis state the consumer
+would have left (bench/feed_load.py prepares both); the load starts once the worker has built
+the taste cohorts. The load: `locust --headless` with 64 users, each a
 keep-alive connection in a closed loop. Reported per route: requests per second and p50 / p99 /
 p99.9 latency (locust's own percentiles), failures; then, measured in-process on the same
-database, the PostgreSQL queries and Redis commands one feed page costs (first page and later
-pages; a Redis pipeline counts as one round trip).
+database by a process that has been up long enough to trust what it heard of visibility
+changes, the PostgreSQL queries and Redis commands one feed page costs, the cards it has
+rendered ahead included (first page and later pages; a Redis pipeline counts as one round
+trip).
 
 Run: `.venv/bin/python bench/mixed_load.py [--users 64] [--seconds 30] [--api-processes 2]`.
 """
@@ -34,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Servers, machine, prewarm, server_env, servers
-from feed_load import sign_in, sign_out, warm_redis
+from feed_load import cohorts_built, sign_in, sign_out, warm_redis
 from seed import ensure_seeded
 
 from backend.embedded import free_port
@@ -149,9 +152,12 @@ def locust(base: str, tokens: list[str], users: int, seconds: int) -> list[dict[
 
 @contextmanager
 def counting() -> Iterator[Counter[str]]:
-    """Count PostgreSQL queries (asyncpg calls that reach the server) and Redis round trips."""
+    """Count PostgreSQL queries (asyncpg calls that reach the server) and Redis round trips
+    (redis-py's, and the shared connection's that feed pages use, backend.redis_mux)."""
     import asyncpg
     from redis.asyncio.client import Pipeline, Redis
+
+    from backend.redis_mux import Multiplexed
 
     counts: Counter[str] = Counter()
     originals: list[tuple[Any, str, Any]] = []
@@ -172,6 +178,7 @@ def counting() -> Iterator[Counter[str]]:
         wrap(conn_cls, name, "postgresql")
     wrap(Redis, "execute_command", "redis", skip=lambda self: isinstance(self, Pipeline))
     wrap(Pipeline, "execute", "redis")
+    wrap(Multiplexed, "execute", "redis")
     try:
         yield counts
     finally:
@@ -183,6 +190,7 @@ async def round_trips(svc: Servers, tokens: list[str], pages: int = 10) -> dict[
     from litestar.testing import AsyncTestClient
 
     from backend.app import create_app
+    from backend.runtime import runtime
     from backend.settings import load_settings
 
     settings = load_settings(
@@ -197,6 +205,13 @@ async def round_trips(svc: Servers, tokens: list[str], pages: int = 10) -> dict[
     first: list[Counter[str]] = []
     later: list[Counter[str]] = []
     async with AsyncTestClient(app=create_app(settings)) as client:
+        rt = runtime(client.app.state)
+        # Counted as a process that has been up a while: until it has listened for visibility
+        # changes long enough to trust a session ranked now, every later page asks PostgreSQL
+        # about its clips (feed.visibility).
+        deadline = time.monotonic() + 30
+        while not rt.visibility.covers(time.time()) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
         for token in tokens:
             headers = {"Authorization": f"Bearer {token}"}
             cursor = None
@@ -204,6 +219,9 @@ async def round_trips(svc: Servers, tokens: list[str], pages: int = 10) -> dict[
                 params = {"limit": "10"} | ({"cursor": cursor} if cursor else {})
                 with counting() as counts:
                     r = await client.get("/v1/feed/for-you", params=params, headers=headers)
+                    # The cards it asked for ahead (the next page's) count as this page's.
+                    while not rt.loader.idle:  # noqa: ASYNC110 (the loader has no event to wait on)
+                        await asyncio.sleep(0.005)
                 assert r.status_code == 200, r.text
                 (first if n == 0 else later).append(counts)
                 cursor = r.json()["next_cursor"]
@@ -252,6 +270,9 @@ def main() -> None:
         tokens = [t for _, t in viewers]
         try:
             with production(svc, args.api_processes) as base:
+                # The load starts once the worker has done what it does as it starts (taste
+                # cohorts, feed.cohorts), as in a deployment that has been up a while.
+                built = asyncio.run(cohorts_built(svc.redis_url))
                 rows = locust(base, tokens, args.users, args.seconds)
             trips = asyncio.run(round_trips(svc, tokens[:20]))
         finally:
@@ -262,7 +283,8 @@ def main() -> None:
     print(
         f"data set: {seeded['clips']} clips, {seeded['users']} users, {seeded['events']} events; "
         f"{len(tokens)} signed-in viewers; {args.users} locust users for {args.seconds} s; "
-        f"{args.api_processes} API processes + 1 worker process"
+        f"{args.api_processes} API processes + 1 worker process; "
+        f"taste cohorts: {built.get('cohorts', 0)} for {built.get('viewers', 0)} viewers"
     )
     print()
     print(table([*per_route, total], args.seconds))
