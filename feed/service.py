@@ -556,7 +556,7 @@ async def for_you(
             ranked_at = float(position[2]) if len(position) > 2 else None
         except (BadRequest, IndexError, TypeError, ValueError):
             raise BadRequest(
-                "this feed cursor is not valid here", code="bad_cursor", field="cursor"
+                "this feed cursor is not valid here", code="bad_cursor", field="query.cursor"
             ) from None
     settings = rt.settings
     seen = _seen_key(settings, viewer_id) if viewer_id is not None else None

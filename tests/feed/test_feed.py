@@ -92,8 +92,9 @@ async def test_session_cursors_are_checked(client, users, conn):
     tampered = cursor[:-3] + ("AAA" if not cursor.endswith("AAA") else "BBB")
     bad = await client.get("/v1/feed/for-you", params={"cursor": tampered}, headers=bob.headers)
     assert (bad.status_code, bad.headers["content-type"].split(";")[0]) == (400, "application/problem+json")
+    assert (bad.json()["code"], bad.json()["field"]) == ("bad_cursor", "query.cursor")
     someone_else = await client.get("/v1/feed/for-you", params={"cursor": cursor}, headers=alice.headers)
-    assert someone_else.status_code == 400
+    assert (someone_else.status_code, someone_else.json()["code"]) == (400, "bad_cursor")
     redis = create_redis(client.app.state.runtime.settings.redis_url)
     for key in await redis.keys("riffle:feed:session:*"):
         await redis.delete(key)
