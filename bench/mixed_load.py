@@ -212,6 +212,11 @@ async def round_trips(svc: Servers, tokens: list[str], pages: int = 10) -> dict[
         deadline = time.monotonic() + 30
         while not rt.visibility.covers(time.time()) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
+        if not rt.visibility.covers(time.time()):
+            print(
+                "the process is not listening for visibility changes: counts are a new process's",
+                file=sys.stderr,
+            )
         for token in tokens:
             headers = {"Authorization": f"Bearer {token}"}
             cursor = None
