@@ -1,6 +1,6 @@
 """The feed benchmarks at a tiny scale, so the scripts cannot rot between benchmark runs: the
-seed fills a test database with consistent rows, and the load generator's phases run against a
-live server on it."""
+seed fills a test database with consistent rows, the load generator's phases run against a
+live server on it, and the mixed benchmark's count of a page's round trips counts them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from tests.live import Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+import common
 import feed_load
+import mixed_load
 import seed
 
 SIZES = {"n_clips": 500, "n_users": 50, "n_events": 5000, "seed": 3}
@@ -136,3 +138,20 @@ async def test_feed_load_phases_run_against_a_live_server(seeded, database_url, 
         assert await conn.fetchval("SELECT count(*) FROM sessions") == 0
     finally:
         await conn.close()
+
+
+async def test_the_mixed_benchmark_counts_a_later_pages_round_trips(seeded, database_url, redis_url):
+    viewers = await feed_load.sign_in(database_url, 3)
+    try:
+        servers = common.Servers(database_url=database_url, redis_url=redis_url)
+        trips = await mixed_load.round_trips(servers, [token for _, token in viewers], pages=3)
+    finally:
+        await feed_load.sign_out(database_url)
+    assert trips["pages"] == {"first": 3, "later": 6}
+    # A later page of a session this process ranked: one Redis call (through the shared
+    # connection, which the count once missed) and at most the query rendering the next page's
+    # cards (none when the process holds them all); not the visibility check a process too new
+    # to trust its watch makes.
+    assert trips["later page"]["redis"] == 1.0
+    assert trips["later page"]["postgresql"] <= 1.0
+    assert trips["first page"]["redis"] >= 1.0
