@@ -6,9 +6,9 @@ template and dropped afterwards, so the seed stays as seeded), with a durable Re
 process, which runs the API and the background worker whose stream consumer writes the
 events into the partitioned `events` table (and moves clip statistics and user and clip
 vectors as it does). Once the worker has built the taste cohorts it builds as it starts, a
-separate client process sends batches of 100 events (impressions,
-watches, completions, skips, likes, shares on random seeded clips) for USERS signed-in viewers
-over CONNECTIONS concurrent connections until EVENTS events are sent.
+separate client process sends batches of 100 events (impressions, watches, completions, skips,
+likes, shares on random seeded clips) for USERS signed-in viewers over CONNECTIONS concurrent
+connections until EVENTS events are sent.
 
 While it runs, the events stored and the stream's backlog are sampled from the stream every
 second (every 100 ms while it drains); the run's rows in PostgreSQL are counted at the end.
